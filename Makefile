@@ -1,0 +1,98 @@
+# buoy - build, test and demo.
+#
+#   make            release build: build/buoy and build/libbuoy.a
+#   make demo       install deps, build, run the main job (scripts/demo.sh)
+#   make check      install deps, build with ASan+UBSan, run every test with prove
+#   make unit       only the C unit tests (ASan build)
+#   make test T=tests/t0100-store-dir.sh   one test, verbose
+#   make format     clang-format every source file
+
+CC      ?= cc
+PKGS    := libcurl openssl expat json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter -Wformat=2 -Wvla -Wno-format-truncation
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread $(WARN) \
+           -Isrc $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
+
+MODE ?= release
+ifeq ($(MODE),asan)
+  OUT    := build-asan
+  CFLAGS_MODE := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+                 -fno-sanitize-recover=undefined
+  LDFLAGS_MODE := -fsanitize=address,undefined
+else
+  OUT    := build
+  CFLAGS_MODE := -O2 -g
+  LDFLAGS_MODE :=
+endif
+ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_MODE) $(CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
+
+LIB_SRCS  := $(wildcard src/util/*.c src/store/*.c src/aws/*.c)
+CLI_SRCS  := $(wildcard src/cli/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+
+LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tools/%)
+
+.PHONY: all asan deps demo check unit test format clean
+all: $(OUT)/buoy $(OUT)/libbuoy.a $(UNIT_BINS) $(TOOL_BINS)
+
+$(OUT)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUT)/libbuoy.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/buoy: $(CLI_OBJS) $(OUT)/libbuoy.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(OUT)/libbuoy.a $(LDLIBS)
+
+$(OUT)/tests/%: $(OUT)/tests/unit/%.o $(OUT)/libbuoy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
+
+$(OUT)/tools/%: $(OUT)/tests/tools/%.o $(OUT)/libbuoy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
+
+asan:
+	$(MAKE) MODE=asan all
+
+deps:
+	scripts/deps.sh
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+# Tests run against the sanitizer build.  prove runs the C unit tests
+# (build-asan/tests/test_*) and the shell integration tests (tests/t*.sh).
+check: deps
+	$(MAKE) MODE=asan all
+	scripts/run-tests.sh
+
+unit:
+	$(MAKE) MODE=asan all
+	prove -v build-asan/tests/test_*
+
+test:
+	$(MAKE) MODE=asan all
+	BUOY_OUT=build-asan prove -v $(T)
+
+format:
+	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(wildcard src/*/*.h tests/unit/*.h)
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/unit/%.d) \
+         $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tests/tools/%.d)

@@ -1,0 +1,62 @@
+/* main.c - buoy's entry point: the table of commands and dispatch.
+ *
+ * Each command lives in its own cmd_*.c file. */
+#include "commands.h"
+#include "opts.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#ifndef BUOY_VERSION
+#define BUOY_VERSION "0.1.0"
+#endif
+
+static const char *const no_opts[] = {"help", NULL};
+
+static const struct cli_cmd version_cmd = {
+    "version", "", "print buoy's version and the libraries it was built with", no_opts, 0, 0,
+    cmd_version,
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: buoy COMMAND [options] ARGS...\n"
+            "buoy keeps a server's disk in an object store and its service on a live node.\n"
+            "\n"
+            "commands:\n"
+            "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
+            "  version                           print the version\n"
+            "\n"
+            "A store URL is a path or dir:///path (a local directory store) or\n"
+            "s3://bucket[/prefix] (S3 or an S3-compatible server with --endpoint).\n"
+            "Run 'buoy COMMAND --help' for a command's options; 'man buoy' for all of it.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *c = argv[1];
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(c, "--version") == 0 || strcmp(c, "version") == 0) {
+        struct cli_opts o = {0};
+        int n;
+        if (cli_parse(&version_cmd, argc - 1, argv + 1, &o, &n) < 0)
+            return EXIT_USAGE;
+        if (o.help) {
+            cli_usage("buoy", &version_cmd, stdout);
+            return EXIT_OK;
+        }
+        return cmd_version(&o, n, argv + 1);
+    }
+    if (strcmp(c, "store") == 0)
+        return cmd_store(argc - 1, argv + 1);
+    cli_error("unknown command '%s'; see buoy --help", c);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,214 @@
+/* opts.c - the option table, the parser and the help printer (see opts.h). */
+#include "opts.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(f) offsetof(struct cli_opts, f)
+
+static const struct opt_def defs[] = {
+    {"help", 'h', OPT_FLAG, NULL, OFF(help), 0, 0, "show this help and exit"},
+    {"verbose", 'v', OPT_FLAG, NULL, OFF(verbose), 0, 0, "log more (info; twice for debug)"},
+    {"log-level", 0, OPT_STR, "LEVEL", OFF(log_level), 0, 0, "error, warn (default), info or debug"},
+    {"endpoint", 0, OPT_STR, "URL", OFF(store.endpoint), 0, 0,
+     "S3 endpoint, e.g. http://127.0.0.1:9000 (default: AWS)"},
+    {"region", 0, OPT_STR, "REGION", OFF(store.region), 0, 0,
+     "S3 region (default $AWS_REGION, else us-east-1)"},
+    {"addressing", 0, OPT_STR, "path|virtual|auto", 0, 0, 0,
+     "S3 bucket addressing (default auto: path with --endpoint, virtual on AWS)"},
+    {"profile", 0, OPT_STR, "NAME", OFF(store.profile), 0, 0,
+     "profile in ~/.aws/credentials (default $AWS_PROFILE, else the credential chain)"},
+    {"unsigned-payload", 0, OPT_FLAG, NULL, OFF(store.unsigned_payload), 0, 0,
+     "do not hash request bodies for the signature (use with https)"},
+    {"retries", 0, OPT_INT, "N", OFF(store.retries), 0, 100,
+     "retries of a failed request (default 8)"},
+    {"max-inflight", 0, OPT_INT, "N", OFF(store.max_inflight), 1, 1024,
+     "concurrent S3 requests (default 64)"},
+    {"fault", 0, OPT_STR, "SPEC", OFF(store.fault), 0, 0,
+     "inject faults, e.g. err=0.05,latency=20,seed=7 (testing)"},
+    {"stats", 0, OPT_FLAG, NULL, OFF(show_stats), 0, 0, "print request counts to stderr at the end"},
+    {"long", 'l', OPT_FLAG, NULL, OFF(long_list), 0, 0, "show size, time and ETag"},
+    {"if-none-match", 0, OPT_FLAG, NULL, OFF(if_none_match), 0, 0,
+     "only create: fail if the key exists"},
+    {"if-match", 0, OPT_STR, "ETAG", OFF(if_match), 0, 0,
+     "only if the object's current ETag is ETAG"},
+    {"range", 0, OPT_STR, "FIRST-LAST", OFF(range), 0, 0,
+     "bytes FIRST..LAST inclusive (LAST may be empty: to the end)"},
+    {"force", 'f', OPT_FLAG, NULL, OFF(force), 0, 0, "do it even if it overwrites"},
+};
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+static const struct opt_def *find(const struct cli_cmd *cmd, const char *name, char short_name)
+{
+    for (const char *const *n = cmd->opts; n && *n; n++)
+        for (size_t i = 0; i < NDEFS; i++)
+            if (strcmp(defs[i].name, *n) == 0 &&
+                (name ? strcmp(name, *n) == 0 : (short_name && defs[i].short_name == short_name)))
+                return &defs[i];
+    return NULL;
+}
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("buoy: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return EXIT_ERR;
+}
+
+static int set(const struct cli_cmd *cmd, const struct opt_def *d, const char *val,
+               struct cli_opts *o)
+{
+    char *p = (char *)o + d->offset;
+    if (strcmp(d->name, "addressing") == 0) {
+        if (strcmp(val, "path") == 0)
+            o->store.addressing = STORE_ADDR_PATH;
+        else if (strcmp(val, "virtual") == 0)
+            o->store.addressing = STORE_ADDR_VIRTUAL;
+        else if (strcmp(val, "auto") == 0)
+            o->store.addressing = STORE_ADDR_AUTO;
+        else
+            return cli_error("%s: --addressing takes path, virtual or auto, not '%s'", cmd->name,
+                             val),
+                   -1;
+        return 0;
+    }
+    switch (d->kind) {
+    case OPT_FLAG:
+        (*(int *)p)++;
+        return 0;
+    case OPT_STR:
+        *(const char **)p = val;
+        return 0;
+    case OPT_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (errno || end == val || *end || v < d->min || v > d->max) {
+            cli_error("%s: --%s takes a whole number from %ld to %ld, not '%s'", cmd->name,
+                      d->name, d->min, d->max, val);
+            return -1;
+        }
+        *(int *)p = (int)v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_opts *o, int *nargs)
+{
+    int n = 0, only_args = 0;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        const struct opt_def *d = NULL;
+        const char *val = NULL;
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            argv[n++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_args = 1;
+            continue;
+        }
+        if (a[1] == '-') {
+            char name[64];
+            const char *eq = strchr(a + 2, '=');
+            snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a - 2) : (int)strlen(a + 2), a + 2);
+            d = find(cmd, name, 0);
+            if (!d)
+                return cli_error("%s: unknown option '--%s'; see buoy %s --help", cmd->name, name,
+                                 cmd->name),
+                       -1;
+            if (eq && d->kind == OPT_FLAG)
+                return cli_error("%s: --%s takes no value", cmd->name, name), -1;
+            val = eq ? eq + 1 : NULL;
+        } else {
+            /* short flags may be bundled: -lv */
+            for (const char *c = a + 1; *c; c++) {
+                d = find(cmd, NULL, *c);
+                if (!d)
+                    return cli_error("%s: unknown option '-%c'; see buoy %s --help", cmd->name, *c,
+                                     cmd->name),
+                           -1;
+                if (d->kind != OPT_FLAG) {
+                    val = c[1] ? c + 1 : NULL;
+                    break;
+                }
+                if (set(cmd, d, NULL, o) < 0)
+                    return -1;
+                d = NULL;
+            }
+            if (!d)
+                continue;
+        }
+        if (d->kind != OPT_FLAG && !val) {
+            if (i + 1 >= argc)
+                return cli_error("%s: --%s needs a value (%s)", cmd->name, d->name, d->metavar),
+                       -1;
+            val = argv[++i];
+        }
+        if (set(cmd, d, val, o) < 0)
+            return -1;
+    }
+    *nargs = n;
+    return 0;
+}
+
+void cli_usage(const char *prefix, const struct cli_cmd *cmd, FILE *out)
+{
+    fprintf(out, "usage: %s %s [options] %s\n%s\n", prefix, cmd->name, cmd->args, cmd->summary);
+    if (!cmd->opts || !*cmd->opts)
+        return;
+    fprintf(out, "\noptions:\n");
+    for (const char *const *n = cmd->opts; *n; n++)
+        for (size_t i = 0; i < NDEFS; i++) {
+            const struct opt_def *d = &defs[i];
+            char left[64];
+            if (strcmp(d->name, *n) != 0)
+                continue;
+            if (d->short_name)
+                snprintf(left, sizeof left, "-%c, --%s%s%s", d->short_name, d->name,
+                         d->metavar ? " " : "", d->metavar ? d->metavar : "");
+            else
+                snprintf(left, sizeof left, "    --%s%s%s", d->name, d->metavar ? " " : "",
+                         d->metavar ? d->metavar : "");
+            fprintf(out, "  %-34s %s\n", left, d->help);
+        }
+}
+
+void cli_apply_logging(const struct cli_opts *o)
+{
+    if (o->log_level) {
+        int l = log_parse_level(o->log_level);
+        if (l >= 0)
+            log_set_level((enum log_level)l);
+        else
+            cli_error("unknown log level '%s' (error, warn, info, debug); keeping warn",
+                      o->log_level);
+    }
+    if (o->verbose)
+        log_set_level(o->verbose > 1 ? LOGL_DEBUG : LOGL_INFO);
+}
+
+int cli_exit_for(enum store_err e)
+{
+    switch (e) {
+    case STORE_OK:
+        return EXIT_OK;
+    case STORE_ENOTFOUND:
+        return EXIT_NOTFOUND;
+    case STORE_EPRECOND:
+        return EXIT_PRECOND;
+    default:
+        return EXIT_ERR;
+    }
+}

@@ -1,0 +1,64 @@
+/* opts.h - one typed table of command-line options drives parsing and help.
+ *
+ * Each command lists the options it takes by pointing at entries of a table
+ * (struct opt_def): long name, optional short letter, kind, bounds, help.
+ * cli_parse() fills a struct cli_opts and leaves the positional arguments;
+ * cli_usage() prints the command's synopsis and options from the same table,
+ * so --help and the parser cannot disagree. */
+#ifndef BUOY_CLI_OPTS_H
+#define BUOY_CLI_OPTS_H
+
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum opt_kind { OPT_FLAG, OPT_STR, OPT_INT };
+
+struct cli_opts {
+    struct store_opts store;
+    const char *log_level;
+    int verbose;
+    int help;
+    int show_stats;
+    int long_list;
+    int if_none_match;
+    const char *if_match;
+    const char *range;
+    int force;
+};
+
+struct opt_def {
+    const char *name;
+    char short_name;
+    enum opt_kind kind;
+    const char *metavar;
+    size_t offset; /* into struct cli_opts */
+    long min, max; /* OPT_INT bounds */
+    const char *help;
+};
+
+struct cli_cmd {
+    const char *name;
+    const char *args;     /* synopsis of positional arguments */
+    const char *summary;  /* one line */
+    const char *const *opts; /* option names this command takes, NULL-terminated */
+    int min_args, max_args;  /* positional count; max -1 = unbounded */
+    int (*run)(struct cli_opts *o, int argc, char **argv);
+};
+
+/* Parses argv (argv[0] is the command word).  On success positional
+ * arguments are compacted into argv[0..*nargs).  Prints a one-line error and
+ * returns -1 on bad input. */
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_opts *o, int *nargs);
+void cli_usage(const char *prefix, const struct cli_cmd *cmd, FILE *out);
+/* "buoy: <msg>" on stderr; returns 1 so callers can `return cli_error(...)`. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Sets up logging from -v / --log-level. */
+void cli_apply_logging(const struct cli_opts *o);
+
+/* Exit codes shared by every command. */
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_PRECOND = 4 };
+int cli_exit_for(enum store_err e);
+
+#endif

@@ -1,0 +1,26 @@
+/* s3_xml.h - the two S3 XML answers buoy reads: ListObjectsV2 pages and
+ * error bodies (<Error><Code>..</Code><Message>..</Message></Error>). */
+#ifndef BUOY_S3_XML_H
+#define BUOY_S3_XML_H
+
+#include "store.h"
+
+#include <stddef.h>
+
+struct s3_list_page {
+    struct store_obj *v; /* appended to across pages */
+    size_t n, cap;
+    int truncated;
+    char *next_token; /* NextContinuationToken, heap, NULL if absent */
+    char *last_key;   /* the page's last key, for start-after when there is no token */
+};
+
+/* Appends a page's entries to page (the prefix is stripped: skip bytes are
+ * dropped from each key).  -1 if the XML is malformed. */
+int s3_parse_list(const char *xml, size_t len, size_t skip, struct s3_list_page *page);
+void s3_list_page_clear(struct s3_list_page *page); /* frees token and last_key only */
+/* Fills code and message (empty strings when absent). -1 if not XML. */
+int s3_parse_error(const char *xml, size_t len, char *code, size_t codelen, char *msg,
+                   size_t msglen);
+
+#endif

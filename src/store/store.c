@@ -1,0 +1,366 @@
+/* store.c - the store dispatcher: opening a stack of layers from a URL,
+ * checking requests once before any layer sees them, the synchronous
+ * helpers, and the plumbing layers share (completion, child requests,
+ * error messages). */
+#include "store.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const err_names[STORE_NERR] = {
+    "ok", "not found", "precondition failed", "conflict", "auth", "throttled", "transient",
+    "fatal",
+};
+
+static const char *const op_names[STORE_NOPS] = {"GET", "PUT", "HEAD", "DELETE", "LIST"};
+
+const char *store_strerror(enum store_err e)
+{
+    return (unsigned)e < STORE_NERR ? err_names[e] : "unknown";
+}
+
+const char *store_opname(enum store_op op)
+{
+    return (unsigned)op < STORE_NOPS ? op_names[op] : "?";
+}
+
+const char *store_key_invalid(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0)
+        return "empty key";
+    if (n > STORE_KEY_MAX)
+        return "key longer than 1024 bytes";
+    if (key[0] == '/')
+        return "key starts with '/'";
+    for (const char *seg = key; seg;) {
+        const char *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if (len == 0)
+            return "key has an empty path segment";
+        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return "key has a '.' or '..' segment";
+        if (len >= 6 && strncmp(seg, ".buoy-", 6) == 0)
+            return "key segment starts with the reserved '.buoy-'";
+        seg = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* "s3://b/p", "dir:///x", "/x", "x" -> the backend.  The dir backend takes
+ * any path; only "scheme://" forms other than ours are refused. */
+struct store *store_open(const char *url, const struct store_opts *opts, char *err,
+                         size_t errlen)
+{
+    static const struct store_opts defaults = {.retries = -1};
+    const struct store_opts *o = opts ? opts : &defaults;
+    struct store *s = NULL;
+
+    if (!url || !*url) {
+        snprintf(err, errlen, "empty store URL; use a path, dir:///path or s3://bucket/prefix");
+        return NULL;
+    }
+    if (strncmp(url, "s3://", 5) == 0) {
+        const char *b = url + 5;
+        const char *slash = strchr(b, '/');
+        char *bucket = slash ? xstrndup(b, (size_t)(slash - b)) : xstrdup(b);
+        char *prefix = xstrdup(slash ? slash + 1 : "");
+        size_t pl = strlen(prefix);
+        while (pl && prefix[pl - 1] == '/')
+            prefix[--pl] = '\0';
+        if (!*bucket)
+            snprintf(err, errlen, "%s: no bucket name; use s3://bucket/prefix", url);
+        else if (*prefix && store_key_invalid(prefix))
+            snprintf(err, errlen, "%s: bad prefix: %s", url, store_key_invalid(prefix));
+        else {
+            char *norm = *prefix ? xasprintf("s3://%s/%s", bucket, prefix)
+                                 : xasprintf("s3://%s", bucket);
+            s = store_s3_open(bucket, prefix, norm, o, err, errlen);
+            free(norm);
+        }
+        free(bucket);
+        free(prefix);
+    } else if (strncmp(url, "dir://", 6) == 0) {
+        const char *path = url + 6;
+        if (path[0] != '/')
+            snprintf(err, errlen, "%s: dir URLs take an absolute path: dir:///path", url);
+        else
+            s = store_dir_open(path, url, err, errlen);
+    } else if (strstr(url, "://")) {
+        int n = (int)(strstr(url, "://") - url);
+        snprintf(err, errlen,
+                 "unknown store URL scheme '%.*s' in %s; use a path, dir:///path or "
+                 "s3://bucket/prefix",
+                 n, url, url);
+    } else {
+        char *u = xasprintf("dir://%s", url);
+        s = store_dir_open(url, u, err, errlen);
+        free(u);
+    }
+    if (!s)
+        return NULL;
+    if (o->fault && *o->fault) {
+        struct store *f = store_fault_open(s, o->fault, err, errlen);
+        if (!f) {
+            store_close(s);
+            return NULL;
+        }
+        s = f;
+    }
+    return store_retry_open(s, o);
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+static void invalid(struct store *s, struct store_req *r, const char *why)
+{
+    store_fail(s, r, STORE_EFATAL, "%s", why);
+    r->completed = 1;
+    if (s->stats)
+        s->stats->errors[STORE_EFATAL]++;
+    if (r->done)
+        r->done(r);
+}
+
+void store_submit(struct store *s, struct store_req *r)
+{
+    const char *why = NULL;
+
+    store_req_reset(r);
+    if ((unsigned)r->op >= STORE_NOPS)
+        why = "unknown operation";
+    else if (!r->key)
+        why = "no key";
+    else if (r->op == STORE_LIST) {
+        if (*r->key && strlen(r->key) > STORE_KEY_MAX)
+            why = "prefix longer than 1024 bytes";
+    } else
+        why = store_key_invalid(r->key);
+    if (!why && r->cond == STORE_IF_NONE_MATCH && r->op != STORE_PUT)
+        why = "If-None-Match is only for PUT";
+    if (!why && r->cond == STORE_IF_MATCH && r->op != STORE_PUT && r->op != STORE_DELETE)
+        why = "If-Match is only for PUT and DELETE";
+    if (!why && r->cond == STORE_IF_MATCH && !r->if_etag[0])
+        why = "If-Match without an ETag";
+    if (!why && r->op == STORE_PUT && r->size && !r->data)
+        why = "PUT without data";
+    if (why) {
+        invalid(s, r, why);
+        return;
+    }
+    r->parent = NULL;
+    s->ops->submit(s, r);
+}
+
+int store_run(struct store *s, int timeout_ms)
+{
+    return s->ops->run(s, timeout_ms);
+}
+
+void store_wait(struct store *s, struct store_req *r)
+{
+    while (!r->completed)
+        if (store_run(s, 1000) == 0 && !r->completed) {
+            /* Nothing in flight yet not completed: a layer lost the request. */
+            store_fail(s, r, STORE_EFATAL, "request lost by the store (bug)");
+            r->completed = 1;
+        }
+}
+
+void store_drain(struct store *s)
+{
+    while (store_run(s, 1000) > 0)
+        ;
+}
+
+void store_list_free(struct store_obj *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i].key);
+    free(list);
+}
+
+void store_req_reset(struct store_req *r)
+{
+    buf_free(&r->body);
+    store_list_free(r->list, r->nlist);
+    r->list = NULL;
+    r->nlist = 0;
+    free(r->obj.key);
+    memset(&r->obj, 0, sizeof r->obj);
+    r->err = STORE_OK;
+    r->errmsg[0] = '\0';
+    r->attempts = 0;
+    r->completed = 0;
+}
+
+void store_req_free(struct store_req *r)
+{
+    store_req_reset(r);
+}
+
+void store_complete(struct store *s, struct store_req *r)
+{
+    if (!r->parent && s->stats)
+        s->stats->errors[r->err]++;
+    r->completed = 1;
+    if (r->done)
+        r->done(r);
+}
+
+void store_fail(struct store *s, struct store_req *r, enum store_err e, const char *fmt, ...)
+{
+    char cause[STORE_ERRMSG_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cause, sizeof cause, fmt, ap);
+    va_end(ap);
+    r->err = e;
+    if (r->op == STORE_LIST)
+        snprintf(r->errmsg, sizeof r->errmsg, "%s/%s*: LIST: %s", s->url, r->key ? r->key : "",
+                 cause);
+    else
+        snprintf(r->errmsg, sizeof r->errmsg, "%s/%s: %s: %s", s->url, r->key ? r->key : "",
+                 store_opname(r->op), cause);
+}
+
+struct store_req *store_req_child(struct store_req *r, store_done_fn done, void *layer)
+{
+    struct store_req *c = xcalloc(1, sizeof *c);
+    c->op = r->op;
+    c->key = r->key;
+    c->off = r->off;
+    c->len = r->len;
+    c->data = r->data;
+    c->size = r->size;
+    c->cond = r->cond;
+    memcpy(c->if_etag, r->if_etag, sizeof c->if_etag);
+    c->done = done;
+    c->arg = layer;
+    c->parent = r;
+    return c;
+}
+
+void store_req_adopt(struct store_req *parent, struct store_req *child)
+{
+    buf_free(&parent->body);
+    store_list_free(parent->list, parent->nlist);
+    parent->err = child->err;
+    memcpy(parent->errmsg, child->errmsg, sizeof parent->errmsg);
+    parent->body = child->body;
+    parent->obj = child->obj;
+    parent->list = child->list;
+    parent->nlist = child->nlist;
+    parent->attempts += child->attempts;
+    memset(&child->body, 0, sizeof child->body);
+    child->list = NULL;
+    child->nlist = 0;
+    free(child);
+}
+
+void store_get_stats(const struct store *s, struct store_stats *out)
+{
+    if (s->stats)
+        *out = *s->stats;
+    else
+        memset(out, 0, sizeof *out);
+}
+
+/* --- synchronous helpers --- */
+
+static enum store_err finish(struct store_req *r, char *errmsg, size_t errlen)
+{
+    if (r->err && errmsg && errlen)
+        snprintf(errmsg, errlen, "%s", r->errmsg);
+    return r->err;
+}
+
+enum store_err store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
+                         struct buf *out, struct store_obj *info, char *errmsg, size_t errlen)
+{
+    struct store_req r = {.op = STORE_GET, .key = key, .off = off, .len = len};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    enum store_err e = finish(&r, errmsg, errlen);
+    if (!e) {
+        if (out) {
+            buf_free(out);
+            *out = r.body;
+            memset(&r.body, 0, sizeof r.body);
+        }
+        if (info)
+            *info = r.obj;
+    }
+    store_req_free(&r);
+    return e;
+}
+
+enum store_err store_put(struct store *s, const char *key, const void *data, size_t size,
+                         enum store_cond cond, const char *if_etag, char etag_out[STORE_ETAG_MAX],
+                         char *errmsg, size_t errlen)
+{
+    struct store_req r = {.op = STORE_PUT, .key = key, .data = data, .size = size, .cond = cond};
+    if (if_etag)
+        snprintf(r.if_etag, sizeof r.if_etag, "%s", if_etag);
+    store_submit(s, &r);
+    store_wait(s, &r);
+    enum store_err e = finish(&r, errmsg, errlen);
+    if (!e && etag_out)
+        memcpy(etag_out, r.obj.etag, STORE_ETAG_MAX);
+    store_req_free(&r);
+    return e;
+}
+
+enum store_err store_head(struct store *s, const char *key, struct store_obj *info, char *errmsg,
+                          size_t errlen)
+{
+    struct store_req r = {.op = STORE_HEAD, .key = key};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    enum store_err e = finish(&r, errmsg, errlen);
+    if (!e && info)
+        *info = r.obj;
+    store_req_free(&r);
+    return e;
+}
+
+enum store_err store_delete(struct store *s, const char *key, enum store_cond cond,
+                            const char *if_etag, char *errmsg, size_t errlen)
+{
+    struct store_req r = {.op = STORE_DELETE, .key = key, .cond = cond};
+    if (if_etag)
+        snprintf(r.if_etag, sizeof r.if_etag, "%s", if_etag);
+    store_submit(s, &r);
+    store_wait(s, &r);
+    enum store_err e = finish(&r, errmsg, errlen);
+    store_req_free(&r);
+    return e;
+}
+
+enum store_err store_list(struct store *s, const char *prefix, struct store_obj **list,
+                          size_t *n, char *errmsg, size_t errlen)
+{
+    struct store_req r = {.op = STORE_LIST, .key = prefix ? prefix : ""};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    enum store_err e = finish(&r, errmsg, errlen);
+    *list = NULL;
+    *n = 0;
+    if (!e) {
+        *list = r.list;
+        *n = r.nlist;
+        r.list = NULL;
+        r.nlist = 0;
+    }
+    store_req_free(&r);
+    return e;
+}

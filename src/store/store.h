@@ -1,0 +1,200 @@
+/* store.h - the object store interface every layer of buoy builds on.
+ *
+ * A store holds objects under keys relative to its URL's prefix.  Operations
+ * are asynchronous so the engine can keep dozens of requests in flight from
+ * one thread: fill a struct store_req, store_submit() it, and drive
+ * store_run() until its done() callback has been called.  The synchronous
+ * helpers at the bottom do exactly that for one request.
+ *
+ * A store is a stack of layers, each a table of functions with a pointer to
+ * the layer below (nbdkit's filters are the model):
+ *
+ *     retry  ->  [fault]  ->  dir | s3
+ *
+ * Threading: a store and its requests belong to the thread that calls
+ * store_submit()/store_run(); done() runs on that thread, inside store_run(),
+ * and may submit further requests.
+ *
+ * Keys: 1..1024 bytes, no NUL, no leading '/', no empty, "." or ".." segment,
+ * and no segment starting with ".buoy-" (reserved for the dir backend).
+ *
+ * ETags are opaque strings without the surrounding quotes S3 puts on them.
+ */
+#ifndef BUOY_STORE_H
+#define BUOY_STORE_H
+
+#include "util/buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+enum store_err {
+    STORE_OK = 0,
+    STORE_ENOTFOUND,  /* no such object (404, ENOENT) */
+    STORE_EPRECOND,   /* If-Match / If-None-Match not met (412) */
+    STORE_ECONFLICT,  /* concurrent conditional write in progress (409) */
+    STORE_EAUTH,      /* credentials missing, wrong or expired (401, 403) */
+    STORE_ETHROTTLED, /* slow down (503 SlowDown, 429) */
+    STORE_ETRANSIENT, /* 5xx, timeout, connection refused or reset */
+    STORE_EFATAL,     /* anything retrying cannot fix: bad request, no bucket, disk error */
+};
+#define STORE_NERR 8
+
+enum store_op { STORE_GET = 0, STORE_PUT, STORE_HEAD, STORE_DELETE, STORE_LIST };
+#define STORE_NOPS 5
+
+enum store_cond {
+    STORE_COND_NONE = 0,
+    STORE_IF_NONE_MATCH, /* PUT only: create, fail with EPRECOND if the key exists */
+    STORE_IF_MATCH,      /* PUT/DELETE: only if the current ETag equals if_etag */
+};
+
+#define STORE_ETAG_MAX 80
+#define STORE_KEY_MAX 1024
+#define STORE_ERRMSG_MAX 512
+
+struct store_obj {
+    char *key; /* LIST entries only (heap); NULL elsewhere */
+    uint64_t size;
+    time_t mtime;
+    char etag[STORE_ETAG_MAX];
+};
+
+struct store_req;
+typedef void (*store_done_fn)(struct store_req *r);
+
+struct store_req {
+    /* --- set by the caller --- */
+    enum store_op op;
+    const char *key; /* the object; for LIST the prefix ("" for all) */
+    uint64_t off;    /* GET: first byte */
+    uint64_t len;    /* GET: byte count, 0 = to the end of the object */
+    const void *data; /* PUT: body, kept alive by the caller until done() */
+    size_t size;
+    enum store_cond cond;
+    char if_etag[STORE_ETAG_MAX];
+    store_done_fn done; /* may be NULL for the synchronous helpers */
+    void *arg;          /* the caller's */
+
+    /* --- results, valid once done() runs --- */
+    enum store_err err;
+    char errmsg[STORE_ERRMSG_MAX]; /* one line naming the object and the cause */
+    struct buf body;               /* GET: the bytes */
+    struct store_obj obj;          /* PUT: etag; HEAD/GET: size (whole object), etag, mtime */
+    struct store_obj *list;        /* LIST: entries sorted by key */
+    size_t nlist;
+    int attempts; /* how many times the request went to the backend */
+    int completed;
+
+    /* --- private to the layers --- */
+    struct store_req *parent; /* a layer's child request points at the one it serves */
+    struct store_req *qnext;
+    uint64_t due_ms;
+    void *lpriv;
+};
+
+struct store_stats {
+    uint64_t requests[STORE_NOPS]; /* requests that reached the backend, retries and pages included */
+    uint64_t errors[STORE_NERR];   /* final outcomes by error code */
+    uint64_t bytes_up;
+    uint64_t bytes_down;
+    uint64_t retries;
+    uint64_t faults_injected;
+};
+
+struct store;
+
+struct store_ops {
+    const char *name;
+    /* Take r; complete it later, from run(), with store_complete(). */
+    void (*submit)(struct store *s, struct store_req *r);
+    /* Do I/O and fire timers for at most timeout_ms (0: don't block); drive
+     * the layer below; return the number of requests in flight here and below. */
+    int (*run)(struct store *s, int timeout_ms);
+    void (*close)(struct store *s);
+};
+
+struct store {
+    const struct store_ops *ops;
+    struct store *next;         /* the layer below; NULL for a backend */
+    struct store_stats *stats;  /* shared by every layer of one stack */
+    char *url;                  /* for messages: "s3://bucket/prefix", "dir:///path" */
+};
+
+enum store_addressing { STORE_ADDR_AUTO = 0, STORE_ADDR_PATH, STORE_ADDR_VIRTUAL };
+
+struct store_opts {
+    const char *endpoint; /* S3: "http://127.0.0.1:9000"; NULL for AWS */
+    const char *region;   /* NULL: $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1 */
+    enum store_addressing addressing;
+    const char *profile;  /* credentials profile; NULL for the default chain */
+    int unsigned_payload; /* S3: sign UNSIGNED-PAYLOAD instead of hashing the body */
+    int retries;          /* attempts after the first; -1 default (8) */
+    int retry_base_ms;    /* 0 default (100) */
+    int retry_cap_ms;     /* 0 default (10000) */
+    int connect_timeout_ms; /* 0 default (5000) */
+    int request_timeout_ms; /* 0 default (120000); a stalled transfer aborts after 30 s */
+    int max_inflight;     /* S3: concurrent HTTP transfers; 0 default (64) */
+    const char *fault;    /* fault-injection spec (store_fault.c); NULL for none */
+};
+
+/* Opens a store from a URL: "/path", "./path", "dir:///path" or
+ * "s3://bucket[/prefix]".  opts may be NULL.  NULL + err on failure. */
+struct store *store_open(const char *url, const struct store_opts *opts, char *err,
+                         size_t errlen);
+void store_close(struct store *s);
+
+void store_submit(struct store *s, struct store_req *r);
+int store_run(struct store *s, int timeout_ms);
+/* Runs the store until r has completed. */
+void store_wait(struct store *s, struct store_req *r);
+/* Runs the store until nothing is in flight. */
+void store_drain(struct store *s);
+/* Clears results so r can be submitted again; frees body and list. */
+void store_req_reset(struct store_req *r);
+/* Frees what a completed request holds (body, list). */
+void store_req_free(struct store_req *r);
+
+const char *store_strerror(enum store_err e);
+const char *store_opname(enum store_op op);
+/* NULL if the key is valid, else why not. */
+const char *store_key_invalid(const char *key);
+void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* Synchronous helpers: return STORE_OK or an error with errmsg filled. */
+enum store_err store_get(struct store *s, const char *key, uint64_t off, uint64_t len,
+                         struct buf *out, struct store_obj *info, char *errmsg, size_t errlen);
+enum store_err store_put(struct store *s, const char *key, const void *data, size_t size,
+                         enum store_cond cond, const char *if_etag, char etag_out[STORE_ETAG_MAX],
+                         char *errmsg, size_t errlen);
+enum store_err store_head(struct store *s, const char *key, struct store_obj *info, char *errmsg,
+                          size_t errlen);
+/* Deleting a missing key is STORE_OK, as in S3 (ENOTFOUND with STORE_IF_MATCH). */
+enum store_err store_delete(struct store *s, const char *key, enum store_cond cond,
+                            const char *if_etag, char *errmsg, size_t errlen);
+/* *list is heap memory: free with store_list_free(). */
+enum store_err store_list(struct store *s, const char *prefix, struct store_obj **list,
+                          size_t *n, char *errmsg, size_t errlen);
+void store_list_free(struct store_obj *list, size_t n);
+
+/* --- for layer implementations --- */
+
+/* Completes r: records the outcome in the stats and calls r->done. */
+void store_complete(struct store *s, struct store_req *r);
+/* Fills r->err and r->errmsg ("<url>/<key>: <op>: <cause>"). */
+void store_fail(struct store *s, struct store_req *r, enum store_err e, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A child request carrying the same operation as r, for the layer below. */
+struct store_req *store_req_child(struct store_req *r, store_done_fn done, void *layer);
+/* Moves a completed child's results into its parent and frees the child. */
+void store_req_adopt(struct store_req *parent, struct store_req *child);
+
+/* Backends and layers; each returns NULL + err on failure. */
+struct store *store_dir_open(const char *root, const char *url, char *err, size_t errlen);
+struct store *store_s3_open(const char *bucket, const char *prefix, const char *url,
+                            const struct store_opts *o, char *err, size_t errlen);
+struct store *store_fault_open(struct store *next, const char *spec, char *err, size_t errlen);
+struct store *store_retry_open(struct store *next, const struct store_opts *o);
+
+#endif

@@ -1,0 +1,696 @@
+/* store_s3.c - the S3 backend: libcurl multi, SigV4, ListObjectsV2.
+ *
+ * One CURLM drives every transfer from the store's thread; libcurl keeps a
+ * connection cache in it, so requests reuse keep-alive connections.  At most
+ * max_inflight transfers run at once; more wait in a FIFO.  Easy handles are
+ * recycled through a free list.
+ *
+ * Addressing: path style  http(s)://endpoint/BUCKET/PREFIX/KEY
+ *             virtual     http(s)://BUCKET.endpoint/PREFIX/KEY
+ * AUTO means path style for a custom endpoint, virtual for AWS (path style
+ * when the bucket name has dots, which break TLS wildcard certificates).
+ *
+ * Every request is signed when it starts (so a retry is re-signed with a
+ * fresh date and fresh credentials).  The body is hashed for the signature
+ * unless unsigned_payload is set.
+ *
+ * HTTP answers map to store errors in classify(); retrying is the retry
+ * layer's job, this file only says what kind of failure it saw. */
+#include "aws/creds.h"
+#include "aws/sigv4.h"
+#include "s3_xml.h"
+#include "store.h"
+#include "util/clock.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct s3_xfer {
+    CURL *easy;
+    struct curl_slist *hdrs;
+    struct store_req *req;
+    struct s3_store *s3;
+    size_t up_off;
+    struct buf resp;
+    struct s3_list_page page; /* LIST: accumulated across pages */
+    char curl_err[CURL_ERROR_SIZE];
+    struct s3_xfer *next_free;
+};
+
+struct s3_store {
+    struct store base;
+    struct store_stats stats_storage;
+    char *bucket, *prefix; /* prefix without trailing '/', "" for none */
+    char *scheme, *host;   /* host includes ":port" when the endpoint has one */
+    int virtual_host;
+    char *region;
+    int unsigned_payload;
+    long connect_timeout_ms, request_timeout_ms;
+    int max_inflight;
+    struct creds_provider *creds;
+    CURLM *multi;
+    int active;
+    struct store_req *qhead, *qtail; /* waiting for a transfer slot */
+    struct s3_xfer *free_xfers;
+};
+
+#define S3_OF(s) ((struct s3_store *)(s))
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* --- building a request --- */
+
+static void full_key(struct s3_store *s3, const char *key, struct buf *out)
+{
+    if (*s3->prefix) {
+        buf_puts(out, s3->prefix);
+        buf_putc(out, '/');
+    }
+    buf_puts(out, key);
+}
+
+static void query_param(struct buf *q, const char *name, const char *value)
+{
+    if (q->len)
+        buf_putc(q, '&');
+    buf_puts(q, name);
+    buf_putc(q, '=');
+    sigv4_uri_encode(q, value, strlen(value), 0);
+}
+
+static void list_query(struct s3_xfer *x, struct buf *q)
+{
+    struct buf pfx = {0};
+    full_key(x->s3, x->req->key, &pfx);
+    query_param(q, "list-type", "2");
+    if (x->page.next_token)
+        query_param(q, "continuation-token", x->page.next_token);
+    else if (x->page.last_key)
+        query_param(q, "start-after", x->page.last_key);
+    query_param(q, "prefix", pfx.p ? pfx.p : "");
+    buf_free(&pfx);
+}
+
+static const char *method_of(enum store_op op)
+{
+    static const char *const m[STORE_NOPS] = {"GET", "PUT", "HEAD", "DELETE", "GET"};
+    return m[op];
+}
+
+static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
+{
+    struct s3_xfer *x = ud;
+    size_t left = x->req->size - x->up_off, n = size * nmemb;
+    if (n > left)
+        n = left;
+    memcpy(dst, (const char *)x->req->data + x->up_off, n);
+    x->up_off += n;
+    return n;
+}
+
+static int on_seek(void *ud, curl_off_t off, int origin)
+{
+    struct s3_xfer *x = ud;
+    if (origin != SEEK_SET || off < 0 || (size_t)off > x->req->size)
+        return CURL_SEEKFUNC_FAIL;
+    x->up_off = (size_t)off;
+    return CURL_SEEKFUNC_OK;
+}
+
+static size_t on_write(char *src, size_t size, size_t nmemb, void *ud)
+{
+    struct s3_xfer *x = ud;
+    buf_append(&x->resp, src, size * nmemb);
+    return size * nmemb;
+}
+
+static time_t parse_http_date(const char *v)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (!strptime(v, "%a, %d %b %Y %H:%M:%S", &tm))
+        return 0;
+    return timegm(&tm);
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
+{
+    struct s3_xfer *x = ud;
+    size_t n = size * nmemb;
+    char h[1024];
+    if (n >= sizeof h)
+        return n;
+    memcpy(h, line, n);
+    h[n] = '\0';
+    while (n && (h[n - 1] == '\r' || h[n - 1] == '\n' || h[n - 1] == ' '))
+        h[--n] = '\0';
+    char *colon = strchr(h, ':');
+    if (!colon)
+        return size * nmemb;
+    *colon = '\0';
+    char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    struct store_obj *o = &x->req->obj;
+    if (strcasecmp(h, "ETag") == 0) {
+        size_t len = strlen(v);
+        if (len >= 2 && v[0] == '"' && v[len - 1] == '"')
+            snprintf(o->etag, sizeof o->etag, "%.*s", (int)(len - 2), v + 1);
+        else
+            snprintf(o->etag, sizeof o->etag, "%s", v);
+    } else if (strcasecmp(h, "Content-Length") == 0 && x->req->op != STORE_PUT)
+        o->size = strtoull(v, NULL, 10);
+    else if (strcasecmp(h, "Content-Range") == 0) {
+        const char *slash = strrchr(v, '/');
+        if (slash && slash[1] != '*')
+            o->size = strtoull(slash + 1, NULL, 10);
+    } else if (strcasecmp(h, "Last-Modified") == 0)
+        o->mtime = parse_http_date(v);
+    return size * nmemb;
+}
+
+static struct curl_slist *add_hdr(struct curl_slist *l, const char *name, const char *value)
+{
+    char *line = xasprintf("%s: %s", name, value);
+    struct curl_slist *n = curl_slist_append(l, line);
+    free(line);
+    if (!n) {
+        fprintf(stderr, "buoy: out of memory building HTTP headers\n");
+        abort();
+    }
+    return n;
+}
+
+/* Signs and configures x->easy for x->req.  -1 with the request failed. */
+static int prepare(struct s3_xfer *x)
+{
+    struct s3_store *s3 = x->s3;
+    struct store_req *r = x->req;
+    const struct aws_creds *cr;
+    char err[256], amz_date[17], payload_hash[65], range[64];
+    struct buf path = {0}, url = {0}, query = {0}, auth = {0}, host = {0};
+    int rc = -1;
+
+    if (creds_get(s3->creds, &cr, err, sizeof err) < 0) {
+        store_fail(&s3->base, r, STORE_EAUTH, "%s", err);
+        return -1;
+    }
+    if (s3->virtual_host)
+        buf_printf(&host, "%s.%s", s3->bucket, s3->host);
+    else
+        buf_puts(&host, s3->host);
+
+    /* path: unencoded for the signer; encoded for the URL */
+    if (!s3->virtual_host) {
+        buf_putc(&path, '/');
+        buf_puts(&path, s3->bucket);
+    }
+    if (r->op == STORE_LIST) {
+        if (s3->virtual_host)
+            buf_putc(&path, '/');
+        list_query(x, &query);
+    } else {
+        buf_putc(&path, '/');
+        full_key(s3, r->key, &path);
+    }
+    buf_printf(&url, "%s://%s", s3->scheme, host.p);
+    sigv4_uri_encode(&url, path.p, path.len, 1);
+    if (query.len)
+        buf_printf(&url, "?%s", query.p);
+
+    clock_amz_date(time(NULL), amz_date);
+    if (r->op != STORE_PUT || r->size == 0)
+        snprintf(payload_hash, sizeof payload_hash, "%s", SIGV4_EMPTY_SHA256);
+    else if (s3->unsigned_payload)
+        snprintf(payload_hash, sizeof payload_hash, "%s", SIGV4_UNSIGNED_PAYLOAD);
+    else
+        sha256_hex(r->data, r->size, payload_hash);
+
+    struct sigv4_header sh[4] = {
+        {"host", host.p},
+        {"x-amz-content-sha256", payload_hash},
+        {"x-amz-date", amz_date},
+        {"x-amz-security-token", cr->token},
+    };
+    struct sigv4_request sreq = {
+        .method = method_of(r->op),
+        .path = path.p,
+        .query = query.p,
+        .headers = sh,
+        .nheaders = cr->token ? 4 : 3,
+        .payload_hash = payload_hash,
+        .normalize_path = 0,
+    };
+    struct sigv4_key key = {
+        .access_key = cr->access_key,
+        .secret_key = cr->secret_key,
+        .region = s3->region,
+        .service = "s3",
+        .amz_date = amz_date,
+    };
+    sigv4_authorization(&sreq, &key, &auth);
+
+    struct curl_slist *h = NULL;
+    h = add_hdr(h, "Host", host.p);
+    h = add_hdr(h, "x-amz-content-sha256", payload_hash);
+    h = add_hdr(h, "x-amz-date", amz_date);
+    if (cr->token)
+        h = add_hdr(h, "x-amz-security-token", cr->token);
+    h = add_hdr(h, "Authorization", auth.p);
+    h = curl_slist_append(h, "Expect:");
+    if (r->cond == STORE_IF_NONE_MATCH)
+        h = add_hdr(h, "If-None-Match", "*");
+    else if (r->cond == STORE_IF_MATCH) {
+        char q[STORE_ETAG_MAX + 2];
+        snprintf(q, sizeof q, "\"%s\"", r->if_etag);
+        h = add_hdr(h, "If-Match", q);
+    }
+    if (r->op == STORE_GET && (r->off || r->len)) {
+        if (r->len)
+            snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)r->off,
+                     (unsigned long long)(r->off + r->len - 1));
+        else
+            snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)r->off);
+        h = add_hdr(h, "Range", range);
+    }
+    if (r->op == STORE_PUT)
+        h = add_hdr(h, "Content-Type", "application/octet-stream");
+    x->hdrs = h;
+
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url.p);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s3->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s3->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    switch (r->op) {
+    case STORE_PUT:
+        x->up_off = 0;
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->size);
+        break;
+    case STORE_HEAD:
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        break;
+    case STORE_DELETE:
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+        break;
+    default:
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        break;
+    }
+    rc = 0;
+    buf_free(&path);
+    buf_free(&url);
+    buf_free(&query);
+    buf_free(&auth);
+    buf_free(&host);
+    return rc;
+}
+
+/* --- transfers --- */
+
+static struct s3_xfer *xfer_get(struct s3_store *s3)
+{
+    struct s3_xfer *x = s3->free_xfers;
+    if (x) {
+        s3->free_xfers = x->next_free;
+        curl_easy_reset(x->easy);
+    } else {
+        x = xcalloc(1, sizeof *x);
+        x->easy = curl_easy_init();
+        if (!x->easy) {
+            fprintf(stderr, "buoy: curl_easy_init failed\n");
+            abort();
+        }
+        x->s3 = s3;
+    }
+    return x;
+}
+
+static void xfer_put(struct s3_store *s3, struct s3_xfer *x)
+{
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    buf_free(&x->resp);
+    s3_list_page_clear(&x->page);
+    store_list_free(x->page.v, x->page.n);
+    memset(&x->page, 0, sizeof x->page);
+    x->req = NULL;
+    x->curl_err[0] = '\0';
+    x->next_free = s3->free_xfers;
+    s3->free_xfers = x;
+}
+
+static void start(struct s3_store *s3, struct store_req *r, struct s3_xfer *x)
+{
+    if (!x) {
+        x = xfer_get(s3);
+        x->req = r;
+        r->attempts++;
+    }
+    if (prepare(x) < 0) {
+        xfer_put(s3, x);
+        store_complete(&s3->base, r);
+        return;
+    }
+    s3->base.stats->requests[r->op]++;
+    s3->active++;
+    curl_multi_add_handle(s3->multi, x->easy);
+}
+
+static enum store_err classify(long status, const char *code)
+{
+    if (status == 404)
+        return strcmp(code, "NoSuchBucket") == 0 ? STORE_EFATAL : STORE_ENOTFOUND;
+    if (status == 412)
+        return STORE_EPRECOND;
+    if (status == 409)
+        return strcmp(code, "BucketAlreadyExists") == 0 ? STORE_EFATAL : STORE_ECONFLICT;
+    if (status == 401 || status == 403)
+        return STORE_EAUTH;
+    if (status == 429 || (status == 503 && strcmp(code, "SlowDown") == 0))
+        return STORE_ETHROTTLED;
+    if (status == 400 && (strcmp(code, "RequestTimeout") == 0 ||
+                          strcmp(code, "ExpiredToken") == 0 ||
+                          strcmp(code, "TokenRefreshRequired") == 0))
+        return strcmp(code, "RequestTimeout") == 0 ? STORE_ETRANSIENT : STORE_EAUTH;
+    if (status >= 500 && status != 501 && status != 505)
+        return STORE_ETRANSIENT;
+    return STORE_EFATAL;
+}
+
+static const char *hint(enum store_err e, const char *code)
+{
+    if (strcmp(code, "NoSuchBucket") == 0)
+        return " (create the bucket or fix the URL)";
+    if (strcmp(code, "SignatureDoesNotMatch") == 0)
+        return " (check the secret key)";
+    if (strcmp(code, "InvalidAccessKeyId") == 0)
+        return " (check the access key)";
+    if (strcmp(code, "RequestTimeTooSkewed") == 0)
+        return " (fix this machine's clock)";
+    if (e == STORE_EAUTH)
+        return " (check the credentials and the bucket policy)";
+    return "";
+}
+
+static enum store_err curl_class(CURLcode c)
+{
+    switch (c) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return STORE_ETRANSIENT;
+    default:
+        return STORE_EFATAL;
+    }
+}
+
+/* A LIST page came back: keep its entries and ask for the next, or finish. */
+static int list_page_done(struct s3_store *s3, struct s3_xfer *x)
+{
+    struct store_req *r = x->req;
+    size_t skip = *s3->prefix ? strlen(s3->prefix) + 1 : 0;
+    if (s3_parse_list(x->resp.p, x->resp.len, skip, &x->page) < 0) {
+        store_fail(&s3->base, r, STORE_ETRANSIENT, "malformed ListObjectsV2 answer");
+        return 0;
+    }
+    if (x->page.truncated && (x->page.next_token || x->page.last_key)) {
+        buf_reset(&x->resp);
+        curl_slist_free_all(x->hdrs);
+        x->hdrs = NULL;
+        curl_easy_reset(x->easy);
+        start(s3, r, x);
+        return 1;
+    }
+    r->list = x->page.v;
+    r->nlist = x->page.n;
+    x->page.v = NULL;
+    x->page.n = x->page.cap = 0;
+    return 0;
+}
+
+static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
+{
+    struct s3_xfer *x;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(s3->multi, e);
+    s3->active--;
+    struct store_req *r = x->req;
+
+    if (cc != CURLE_OK) {
+        store_fail(&s3->base, r, curl_class(cc), "%s",
+                   x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc));
+    } else if (status >= 200 && status < 300) {
+        s3->base.stats->bytes_down += x->resp.len;
+        if (r->op == STORE_PUT)
+            s3->base.stats->bytes_up += r->size;
+        if (r->op == STORE_GET) {
+            if (!r->obj.size)
+                r->obj.size = x->resp.len;
+            r->body = x->resp;
+            memset(&x->resp, 0, sizeof x->resp);
+        } else if (r->op == STORE_LIST && list_page_done(s3, x))
+            return; /* the next page is on its way */
+    } else {
+        char code[128], msg[256];
+        s3_parse_error(x->resp.p, x->resp.len, code, sizeof code, msg, sizeof msg);
+        if (!code[0] && status == 404)
+            snprintf(code, sizeof code, "NoSuchKey");
+        enum store_err se = classify(status, code);
+        if (status == 404 && se == STORE_ENOTFOUND)
+            store_fail(&s3->base, r, se, "no such object");
+        else if (strcmp(code, "NoSuchBucket") == 0)
+            store_fail(&s3->base, r, se, "bucket '%s' does not exist%s", s3->bucket, hint(se, code));
+        else
+            store_fail(&s3->base, r, se, "HTTP %ld %s%s%s%s", status, code[0] ? code : "",
+                       msg[0] ? ": " : "", msg, hint(se, code));
+    }
+    xfer_put(s3, x);
+    store_complete(&s3->base, r);
+}
+
+static void pump(struct s3_store *s3)
+{
+    while (s3->qhead && s3->active < s3->max_inflight) {
+        struct store_req *r = s3->qhead;
+        s3->qhead = r->qnext;
+        if (!s3->qhead)
+            s3->qtail = NULL;
+        start(s3, r, NULL);
+    }
+}
+
+static void s3_submit(struct store *s, struct store_req *r)
+{
+    struct s3_store *s3 = S3_OF(s);
+    r->qnext = NULL;
+    if (s3->qtail)
+        s3->qtail->qnext = r;
+    else
+        s3->qhead = r;
+    s3->qtail = r;
+}
+
+static int queued(const struct s3_store *s3)
+{
+    int n = 0;
+    for (const struct store_req *r = s3->qhead; r; r = r->qnext)
+        n++;
+    return n;
+}
+
+static int s3_run(struct store *s, int timeout_ms)
+{
+    struct s3_store *s3 = S3_OF(s);
+    uint64_t end = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    int running, msgs;
+    int did = 0;
+
+    for (;;) {
+        pump(s3);
+        if (s3->active == 0)
+            break;
+        curl_multi_perform(s3->multi, &running);
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(s3->multi, &msgs)))
+            if (m->msg == CURLMSG_DONE) {
+                finish(s3, m->easy_handle, m->data.result);
+                did = 1;
+            }
+        /* Return as soon as something completed, so callers can react. */
+        uint64_t now = clock_mono_ms();
+        if (did || now >= end || (s3->active == 0 && !s3->qhead))
+            break;
+        curl_multi_poll(s3->multi, NULL, 0, (int)(end - now), NULL);
+    }
+    pump(s3);
+    return s3->active + queued(s3);
+}
+
+static void s3_close(struct store *s)
+{
+    struct s3_store *s3 = S3_OF(s);
+    while (s3->active || s3->qhead)
+        s3_run(s, 1000);
+    while (s3->free_xfers) {
+        struct s3_xfer *x = s3->free_xfers;
+        s3->free_xfers = x->next_free;
+        curl_easy_cleanup(x->easy);
+        free(x);
+    }
+    curl_multi_cleanup(s3->multi);
+    creds_close(s3->creds);
+    free(s3->bucket);
+    free(s3->prefix);
+    free(s3->scheme);
+    free(s3->host);
+    free(s3->region);
+    free(s->url);
+    free(s3);
+}
+
+static const struct store_ops s3_ops = {
+    .name = "s3", .submit = s3_submit, .run = s3_run, .close = s3_close,
+};
+
+/* "http://host:port[/]" -> scheme and host[:port].  -1 if malformed. */
+static int parse_endpoint(const char *ep, char **scheme, char **host)
+{
+    const char *sep = strstr(ep, "://");
+    if (!sep || (strncmp(ep, "http", 4) != 0))
+        return -1;
+    *scheme = xstrndup(ep, (size_t)(sep - ep));
+    if (strcmp(*scheme, "http") != 0 && strcmp(*scheme, "https") != 0) {
+        free(*scheme);
+        return -1;
+    }
+    const char *h = sep + 3;
+    size_t n = strcspn(h, "/?#");
+    if (n == 0 || h[n] == '?' || h[n] == '#' || (h[n] == '/' && h[n + 1])) {
+        free(*scheme);
+        return -1;
+    }
+    *host = xstrndup(h, n);
+    return 0;
+}
+
+static int bucket_ok(const char *b)
+{
+    size_t n = strlen(b);
+    if (n < 3 || n > 63)
+        return 0;
+    for (const char *p = b; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '.' ||
+              *p == '_'))
+            return 0;
+    return 1;
+}
+
+struct store *store_s3_open(const char *bucket, const char *prefix, const char *url,
+                            const struct store_opts *o, char *err, size_t errlen)
+{
+    struct s3_store *s3;
+    char cerr[256];
+
+    if (!bucket_ok(bucket)) {
+        snprintf(err, errlen, "%s: '%s' is not a valid bucket name (3-63 of a-z 0-9 . - _)", url,
+                 bucket);
+        return NULL;
+    }
+    pthread_once(&curl_once, curl_init_once);
+    s3 = xcalloc(1, sizeof *s3);
+    s3->base.ops = &s3_ops;
+    s3->base.stats = &s3->stats_storage;
+    s3->base.url = xstrdup(url);
+    s3->bucket = xstrdup(bucket);
+    s3->prefix = xstrdup(prefix);
+
+    const char *region = o->region;
+    if (!region || !*region)
+        region = getenv("AWS_REGION");
+    if (!region || !*region)
+        region = getenv("AWS_DEFAULT_REGION");
+    if (!region || !*region)
+        region = "us-east-1";
+    s3->region = xstrdup(region);
+
+    if (o->endpoint && *o->endpoint) {
+        if (parse_endpoint(o->endpoint, &s3->scheme, &s3->host) < 0) {
+            snprintf(err, errlen, "bad endpoint '%s': use http(s)://host[:port]", o->endpoint);
+            goto fail;
+        }
+        s3->virtual_host = o->addressing == STORE_ADDR_VIRTUAL;
+    } else {
+        s3->scheme = xstrdup("https");
+        s3->host = xasprintf("s3.%s.amazonaws.com", s3->region);
+        s3->virtual_host = o->addressing == STORE_ADDR_VIRTUAL ||
+                           (o->addressing == STORE_ADDR_AUTO && !strchr(bucket, '.'));
+    }
+    s3->unsigned_payload = o->unsigned_payload;
+    s3->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
+    s3->request_timeout_ms = o->request_timeout_ms > 0 ? o->request_timeout_ms : 120000;
+    s3->max_inflight = o->max_inflight > 0 ? o->max_inflight : 64;
+
+    s3->creds = creds_open(o->profile, cerr, sizeof cerr);
+    if (!s3->creds) {
+        snprintf(err, errlen, "%s: %s", url, cerr);
+        goto fail;
+    }
+    s3->multi = curl_multi_init();
+    if (!s3->multi) {
+        snprintf(err, errlen, "%s: curl_multi_init failed", url);
+        goto fail;
+    }
+    curl_multi_setopt(s3->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)s3->max_inflight);
+    curl_multi_setopt(s3->multi, CURLMOPT_MAXCONNECTS, (long)s3->max_inflight);
+    log_debug("%s: %s://%s%s region %s, %s addressing", url, s3->scheme,
+              s3->virtual_host ? "<bucket>." : "", s3->host, s3->region,
+              s3->virtual_host ? "virtual-hosted" : "path-style");
+    return &s3->base;
+fail:
+    creds_close(s3->creds);
+    free(s3->bucket);
+    free(s3->prefix);
+    free(s3->scheme);
+    free(s3->host);
+    free(s3->region);
+    free(s3->base.url);
+    free(s3);
+    return NULL;
+}

@@ -1,0 +1,38 @@
+/* hash.c - digest helpers over OpenSSL (see hash.h). */
+#include "hash.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+
+void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN])
+{
+    unsigned int n = SHA256_LEN;
+    if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL))
+        abort(); /* only fails on allocation failure inside OpenSSL */
+}
+
+void hmac_sha256(const void *key, size_t klen, const void *data, size_t dlen,
+                 uint8_t out[SHA256_LEN])
+{
+    unsigned int n = SHA256_LEN;
+    if (!HMAC(EVP_sha256(), key, (int)klen, data, dlen, out, &n))
+        abort();
+}
+
+void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void sha256_hex(const void *data, size_t len, char out[2 * SHA256_LEN + 1])
+{
+    uint8_t d[SHA256_LEN];
+    sha256(data, len, d);
+    hex_encode(d, SHA256_LEN, out);
+}

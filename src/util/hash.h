@@ -1,0 +1,18 @@
+/* hash.h - SHA-256, HMAC-SHA256 and hex, through OpenSSL's EVP interface. */
+#ifndef BUOY_HASH_H
+#define BUOY_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHA256_LEN 32
+
+void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN]);
+void hmac_sha256(const void *key, size_t klen, const void *data, size_t dlen,
+                 uint8_t out[SHA256_LEN]);
+/* Lower-case hex of in[0..n) into out (2n+1 bytes incl NUL). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+/* sha256 as 64 lower-case hex digits plus NUL. */
+void sha256_hex(const void *data, size_t len, char out[2 * SHA256_LEN + 1]);
+
+#endif
