@@ -96,3 +96,4 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/unit/%.d) \
          $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tests/tools/%.d)
+.SECONDARY:

@@ -376,7 +376,8 @@ static void do_list(struct dir_store *d, struct store_req *r)
         store_list_free(l.v, l.n);
         return;
     }
-    qsort(l.v, l.n, sizeof *l.v, cmp_key);
+    if (l.n)
+        qsort(l.v, l.n, sizeof *l.v, cmp_key);
     r->list = l.v;
     r->nlist = l.n;
 }

@@ -656,6 +656,15 @@ struct store *store_s3_open(const char *bucket, const char *prefix, const char *
             goto fail;
         }
         s3->virtual_host = o->addressing == STORE_ADDR_VIRTUAL;
+        if (s3->virtual_host && (isdigit((unsigned char)s3->host[strlen(s3->host) - 1]) ||
+                                 s3->host[0] == '[') &&
+            strspn(s3->host, "0123456789.:[]") == strlen(s3->host)) {
+            snprintf(err, errlen,
+                     "%s: virtual-hosted addressing needs a host name in the endpoint, not the "
+                     "address %s; use --addressing path or a name such as localhost",
+                     url, s3->host);
+            goto fail;
+        }
     } else {
         s3->scheme = xstrdup("https");
         s3->host = xasprintf("s3.%s.amazonaws.com", s3->region);

@@ -1,0 +1,445 @@
+/* test_store.c - unit tests of the store layer that need no server: URL
+ * parsing, key rules, the dir backend (including conditional writes raced
+ * by several processes), the retry layer and the fault layer. */
+#include "store/s3_xml.h"
+#include "store/store.h"
+#include "tap.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/buoy-test-store-XXXXXX";
+static char errmsg[STORE_ERRMSG_MAX];
+
+static struct store *open_dir(const char *sub, const char *fault, int retries)
+{
+    char url[256], err[512];
+    struct store_opts o = {.retries = retries, .fault = fault, .retry_base_ms = 1,
+                           .retry_cap_ms = 5};
+    snprintf(url, sizeof url, "%s/%s", tmpdir, sub);
+    struct store *s = store_open(url, &o, err, sizeof err);
+    if (!s)
+        bail_out(err);
+    return s;
+}
+
+static void test_keys(void)
+{
+    ok(store_key_invalid("a") == NULL, "a plain key is valid");
+    ok(store_key_invalid("vol/seg/0001") == NULL, "a key with slashes is valid");
+    ok(store_key_invalid("") != NULL, "an empty key is refused");
+    ok(store_key_invalid("/a") != NULL, "a leading slash is refused");
+    ok(store_key_invalid("a//b") != NULL, "an empty segment is refused");
+    ok(store_key_invalid("a/../b") != NULL, "a '..' segment is refused");
+    ok(store_key_invalid("a/./b") != NULL, "a '.' segment is refused");
+    ok(store_key_invalid(".buoy-tmp/x") != NULL, "the reserved .buoy- prefix is refused");
+    ok(store_key_invalid("a/.hidden") == NULL, "other dot names are fine");
+    char *long_key = xmalloc(1100);
+    memset(long_key, 'k', 1099);
+    long_key[1099] = '\0';
+    ok(store_key_invalid(long_key) != NULL, "a key over 1024 bytes is refused");
+    free(long_key);
+}
+
+static void test_urls(void)
+{
+    char err[512];
+    struct store *s;
+    s = store_open("ftp://host/x", NULL, err, sizeof err);
+    ok(!s && strstr(err, "unknown store URL scheme 'ftp'"), "unknown scheme: %s", err);
+    s = store_open("", NULL, err, sizeof err);
+    ok(!s && strstr(err, "empty store URL"), "empty URL: %s", err);
+    s = store_open("dir://relative", NULL, err, sizeof err);
+    ok(!s && strstr(err, "absolute path"), "dir:// with a relative path: %s", err);
+    s = store_open("s3://", NULL, err, sizeof err);
+    ok(!s && strstr(err, "no bucket"), "s3:// without a bucket: %s", err);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    s = store_open("s3://Bad_Bucket!/x", NULL, err, sizeof err);
+    ok(!s && strstr(err, "not a valid bucket name"), "bad bucket name: %s", err);
+    struct store_opts o = {.endpoint = "localhost:9000", .retries = -1};
+    s = store_open("s3://bucket/x", &o, err, sizeof err);
+    ok(!s && strstr(err, "bad endpoint"), "endpoint without scheme: %s", err);
+    o.endpoint = "http://127.0.0.1:9000";
+    s = store_open("s3://bucket/pre/fix/", &o, err, sizeof err);
+    ok(s != NULL, "s3://bucket/pre/fix/ opens: %s", s ? "" : err);
+    if (s) {
+        is_str(s->url, "s3://bucket/pre/fix", "trailing slashes are dropped from the prefix");
+        store_close(s);
+    }
+    char url[300];
+    snprintf(url, sizeof url, "dir://%s/viaurl", tmpdir);
+    s = store_open(url, NULL, err, sizeof err);
+    ok(s != NULL, "dir:///abs opens");
+    store_close(s);
+}
+
+static void test_dir_basics(void)
+{
+    struct store *s = open_dir("basic", NULL, -1);
+    char etag[STORE_ETAG_MAX], etag2[STORE_ETAG_MAX];
+    struct buf b = {0};
+    struct store_obj info;
+
+    is_int(store_put(s, "a/b/c", "hello", 5, STORE_COND_NONE, NULL, etag, errmsg, sizeof errmsg),
+           STORE_OK, "put into new subdirectories");
+    is_int(store_get(s, "a/b/c", 1, 3, &b, &info, errmsg, sizeof errmsg), STORE_OK, "ranged get");
+    ok(b.len == 3 && memcmp(b.p, "ell", 3) == 0, "the range holds bytes 1..3");
+    is_int(info.size, 5, "ranged get reports the whole object's size");
+    is_str(info.etag, etag, "get reports the ETag the put returned");
+    is_int(store_put(s, "a/b/c", "hello", 5, STORE_COND_NONE, NULL, etag2, errmsg, sizeof errmsg),
+           STORE_OK, "overwrite with the same bytes");
+    ok(strcmp(etag, etag2) != 0, "every put gives a new ETag");
+    is_int(store_get(s, "a/b", 0, 0, &b, NULL, errmsg, sizeof errmsg), STORE_ENOTFOUND,
+           "a directory is not an object");
+    is_int(store_get(s, "a/b/c", 5, 0, &b, NULL, errmsg, sizeof errmsg), STORE_EFATAL,
+           "a range starting at the end is refused");
+    ok(strstr(errmsg, "not satisfiable") != NULL, "and says why: %s", errmsg);
+
+    /* nothing left behind in the temp directory */
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s/basic/.buoy-tmp", tmpdir);
+    DIR *d = opendir(tmp);
+    int leftovers = 0;
+    for (struct dirent *de; d && (de = readdir(d));)
+        leftovers += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    is_int(leftovers, 0, "no temp files are left behind");
+
+    struct store_obj *list;
+    size_t n;
+    store_put(s, "a/x", "1", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+    store_put(s, "ab", "1", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+    is_int(store_list(s, "", &list, &n, errmsg, sizeof errmsg), STORE_OK, "list all");
+    ok(n == 3 && strcmp(list[0].key, "a/b/c") == 0 && strcmp(list[1].key, "a/x") == 0 &&
+           strcmp(list[2].key, "ab") == 0,
+       "listing is sorted by key and hides .buoy- files (%zu entries)", n);
+    store_list_free(list, n);
+    is_int(store_list(s, "a/", &list, &n, errmsg, sizeof errmsg), STORE_OK, "list a/");
+    is_int(n, 2, "prefix a/ holds two keys");
+    store_list_free(list, n);
+    is_int(store_list(s, "nothing/here", &list, &n, errmsg, sizeof errmsg), STORE_OK,
+           "list of an absent prefix succeeds");
+    is_int(n, 0, "and is empty");
+    store_list_free(list, n);
+    buf_free(&b);
+    store_close(s);
+}
+
+/* N processes race to create one key with If-None-Match: exactly one wins. */
+static void test_dir_create_race(void)
+{
+    enum { N = 8 };
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        if ((pids[i] = fork()) == 0) {
+            struct store *s = open_dir("race", NULL, -1);
+            char body[16];
+            snprintf(body, sizeof body, "%d", i);
+            enum store_err e = store_put(s, "owner", body, strlen(body), STORE_IF_NONE_MATCH,
+                                         NULL, NULL, errmsg, sizeof errmsg);
+            store_close(s);
+            _exit(e == STORE_OK ? 0 : e == STORE_EPRECOND ? 1 : 2);
+        }
+    }
+    int wins = 0, losses = 0;
+    for (int i = 0; i < N; i++) {
+        int st;
+        waitpid(pids[i], &st, 0);
+        wins += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        losses += WIFEXITED(st) && WEXITSTATUS(st) == 1;
+    }
+    is_int(wins, 1, "exactly one of %d racing If-None-Match creates wins", N);
+    is_int(losses, N - 1, "the others get 'precondition failed'");
+}
+
+/* N processes each add 1 to a counter M times with read + If-Match
+ * compare-and-swap; a lost update would leave the total short. */
+static void test_dir_cas_counter(void)
+{
+    enum { N = 4, M = 25 };
+    struct store *s = open_dir("cas", NULL, -1);
+    store_put(s, "counter", "0", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+    store_close(s);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        if ((pids[i] = fork()) == 0) {
+            struct store *c = open_dir("cas", NULL, -1);
+            for (int k = 0; k < M;) {
+                struct buf b = {0};
+                struct store_obj info;
+                if (store_get(c, "counter", 0, 0, &b, &info, errmsg, sizeof errmsg))
+                    _exit(2);
+                char next[32];
+                snprintf(next, sizeof next, "%ld", strtol(b.p, NULL, 10) + 1);
+                buf_free(&b);
+                enum store_err e = store_put(c, "counter", next, strlen(next), STORE_IF_MATCH,
+                                             info.etag, NULL, errmsg, sizeof errmsg);
+                if (e == STORE_OK)
+                    k++;
+                else if (e != STORE_EPRECOND && e != STORE_ENOTFOUND)
+                    _exit(3);
+            }
+            store_close(c);
+            _exit(0);
+        }
+    }
+    int clean = 0;
+    for (int i = 0; i < N; i++) {
+        int st;
+        waitpid(pids[i], &st, 0);
+        clean += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    is_int(clean, N, "every incrementing process finished");
+    s = open_dir("cas", NULL, -1);
+    struct buf b = {0};
+    store_get(s, "counter", 0, 0, &b, NULL, errmsg, sizeof errmsg);
+    is_int(strtol(b.p ? b.p : "0", NULL, 10), N * M, "If-Match loses no update across processes");
+    char etag[STORE_ETAG_MAX];
+    struct store_obj info;
+    store_head(s, "counter", &info, errmsg, sizeof errmsg);
+    snprintf(etag, sizeof etag, "%s", info.etag);
+    is_int(store_delete(s, "counter", STORE_IF_MATCH, "stale", errmsg, sizeof errmsg),
+           STORE_EPRECOND, "a delete with a stale ETag is refused");
+    is_int(store_delete(s, "counter", STORE_IF_MATCH, etag, errmsg, sizeof errmsg), STORE_OK,
+           "a delete with the current ETag works");
+    is_int(store_delete(s, "counter", STORE_IF_MATCH, etag, errmsg, sizeof errmsg),
+           STORE_ENOTFOUND, "a conditional delete of a missing key is 'not found'");
+    buf_free(&b);
+    store_close(s);
+}
+
+static void test_retry(void)
+{
+    struct store *s = open_dir("retry", "err=1", 3);
+    struct store_stats st;
+    enum store_err e = store_put(s, "k", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg,
+                                 sizeof errmsg);
+    is_int(e, STORE_ETRANSIENT, "a store that always fails gives 'transient' in the end");
+    ok(strstr(errmsg, "gave up after 4 attempts") != NULL, "after 1 + 3 retries: %s", errmsg);
+    store_get_stats(s, &st);
+    is_int(st.retries, 3, "three retries were counted");
+    is_int(st.requests[STORE_PUT], 0, "no request reached the backend");
+    store_close(s);
+
+    s = open_dir("retry", NULL, 5);
+    struct store_req r = {.op = STORE_GET, .key = "missing"};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    is_int(r.err, STORE_ENOTFOUND, "not found is final");
+    is_int(r.attempts, 1, "and is not retried");
+    store_req_free(&r);
+    store_close(s);
+
+    s = open_dir("retry", "throttle=0.5,seed=3", 20);
+    int bad = 0;
+    for (int i = 0; i < 50; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "t%d", i);
+        bad += store_put(s, key, key, strlen(key), STORE_COND_NONE, NULL, NULL, errmsg,
+                         sizeof errmsg) != STORE_OK;
+    }
+    store_get_stats(s, &st);
+    is_int(bad, 0, "with half the requests throttled, retries get every put through");
+    ok(st.retries > 10, "and it took retries (%llu)", (unsigned long long)st.retries);
+    store_close(s);
+}
+
+static unsigned long long faults_for_seed(const char *spec)
+{
+    struct store *s = open_dir("seed", spec, 0);
+    for (int i = 0; i < 200; i++)
+        store_put(s, "k", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    store_close(s);
+    return st.faults_injected;
+}
+
+static void test_fault(void)
+{
+    char err[256];
+    struct store *s;
+
+    unsigned long long a = faults_for_seed("err=0.3,seed=11");
+    unsigned long long b = faults_for_seed("err=0.3,seed=11");
+    unsigned long long c = faults_for_seed("err=0.3,seed=12");
+    ok(a == b, "the same seed gives the same faults (%llu, %llu)", a, b);
+    ok(a > 30 && a < 90, "err=0.3 fails about 30%% of 200 (%llu)", a);
+    diag("seed 12 gave %llu", c);
+
+    struct store_opts o = {.retries = -1, .fault = "err=2"};
+    char url[300];
+    snprintf(url, sizeof url, "%s/x", tmpdir);
+    s = store_open(url, &o, err, sizeof err);
+    ok(!s && strstr(err, "bad fault setting 'err=2'"), "a bad fault spec is refused: %s", err);
+
+    s = open_dir("crash", "crash_after_puts=3", 0);
+    int okays = 0;
+    enum store_err last = STORE_OK;
+    for (int i = 0; i < 6; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "p%d", i);
+        last = store_put(s, key, "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+        okays += last == STORE_OK;
+    }
+    is_int(okays, 3, "crash_after_puts=3 lets three puts through");
+    is_int(last, STORE_EFATAL, "then every request fails 'fatal'");
+    ok(strstr(errmsg, "crashed after 3 puts") != NULL, "saying so: %s", errmsg);
+    store_close(s);
+    s = open_dir("crash", NULL, 0);
+    struct store_obj *list;
+    size_t n;
+    store_list(s, "", &list, &n, errmsg, sizeof errmsg);
+    is_int(n, 3, "and nothing after the crash point reached the store");
+    store_list_free(list, n);
+    store_close(s);
+
+    s = open_dir("nth", "fail_nth=2", 5);
+    is_int(store_put(s, "a", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "fail_nth=2: request 1 works");
+    is_int(store_put(s, "b", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_EFATAL, "request 2 fails fatally and is not retried");
+    is_int(store_put(s, "c", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "request 3 works");
+    store_close(s);
+
+    s = open_dir("ackloss", "ackloss=1", 0);
+    is_int(store_put(s, "k", "data", 4, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_ETRANSIENT, "ackloss: the put is reported failed");
+    store_close(s);
+    s = open_dir("ackloss", NULL, 0);
+    struct buf body = {0};
+    is_int(store_get(s, "k", 0, 0, &body, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "but it reached the store");
+    store_close(s);
+    s = open_dir("ackloss", "ackloss=1", 2);
+    is_int(store_put(s, "k2", "d", 1, STORE_IF_NONE_MATCH, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_EPRECOND,
+           "a retried create whose first answer was lost sees its own object (documented)");
+    store_close(s);
+
+    s = open_dir("short", "short=1", 0);
+    store_put(s, "k", "0123456789", 10, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+    is_int(store_get(s, "k", 0, 0, &body, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "short=1: a GET still says ok");
+    ok(body.len < 10, "but returns fewer bytes (%zu)", body.len);
+    store_close(s);
+
+    s = open_dir("latency", "latency=60,ops=get", 0);
+    uint64_t t0 = clock_mono_ms();
+    store_put(s, "k", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+    uint64_t t1 = clock_mono_ms();
+    store_get(s, "k", 0, 0, &body, NULL, errmsg, sizeof errmsg);
+    uint64_t t2 = clock_mono_ms();
+    ok(t2 - t1 >= 60, "latency=60 holds a GET at least 60 ms (%llu)",
+       (unsigned long long)(t2 - t1));
+    diag("an unaffected PUT took %llu ms", (unsigned long long)(t1 - t0));
+    buf_free(&body);
+    store_close(s);
+
+    /* 5% transient errors and latency on every op, many requests in flight:
+     * nothing surfaces and every byte comes back. */
+    s = open_dir("mixed", "err=0.05,latency=2,jitter=3,seed=5", -1);
+    enum { K = 200 };
+    struct store_req reqs[K];
+    char keys[K][16];
+    memset(reqs, 0, sizeof reqs);
+    for (int i = 0; i < K; i++) {
+        snprintf(keys[i], sizeof keys[i], "m/%03d", i);
+        reqs[i] = (struct store_req){.op = STORE_PUT, .key = keys[i], .data = keys[i],
+                                     .size = strlen(keys[i])};
+        store_submit(s, &reqs[i]);
+    }
+    store_drain(s);
+    int failed = 0;
+    for (int i = 0; i < K; i++) {
+        failed += reqs[i].err != STORE_OK;
+        store_req_free(&reqs[i]);
+        reqs[i] = (struct store_req){.op = STORE_GET, .key = keys[i]};
+        store_submit(s, &reqs[i]);
+    }
+    store_drain(s);
+    int differ = 0;
+    for (int i = 0; i < K; i++) {
+        failed += reqs[i].err != STORE_OK;
+        differ += reqs[i].body.len != strlen(keys[i]) || memcmp(reqs[i].body.p, keys[i], reqs[i].body.len);
+        store_req_free(&reqs[i]);
+    }
+    struct store_stats st;
+    store_get_stats(s, &st);
+    is_int(failed, 0, "5%% transient errors: no error surfaces over %d puts and gets", K);
+    is_int(differ, 0, "and no data differs");
+    ok(st.faults_injected > 0, "faults were injected (%llu)", (unsigned long long)st.faults_injected);
+    store_close(s);
+}
+
+static void test_xml(void)
+{
+    const char *page1 =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<Name>b</Name><Prefix>vol/</Prefix><KeyCount>2</KeyCount><IsTruncated>true</IsTruncated>"
+        "<NextContinuationToken>tok==</NextContinuationToken>"
+        "<Contents><Key>vol/a &amp; b</Key><Size>10</Size><ETag>&quot;abc&quot;</ETag>"
+        "<LastModified>2026-11-21T05:00:00.000Z</LastModified></Contents>"
+        "<Contents><Key>vol/c</Key><Size>20</Size><ETag>\"def\"</ETag></Contents>"
+        "</ListBucketResult>";
+    const char *page2 = "<ListBucketResult><IsTruncated>false</IsTruncated>"
+                        "<Contents><Key>vol/d</Key><Size>5</Size></Contents></ListBucketResult>";
+    struct s3_list_page p = {0};
+    is_int(s3_parse_list(page1, strlen(page1), 4, &p), 0, "a ListObjectsV2 page parses");
+    ok(p.n == 2 && strcmp(p.v[0].key, "a & b") == 0 && strcmp(p.v[1].key, "c") == 0,
+       "keys are unescaped and the store prefix is stripped");
+    is_str(p.v[0].etag, "abc", "quotes are taken off ETags");
+    is_int(p.v[1].size, 20, "sizes are read");
+    is_int(p.v[0].mtime, 1795237200, "LastModified is read");
+    ok(p.truncated && p.next_token && strcmp(p.next_token, "tok==") == 0,
+       "the continuation token is kept");
+    is_int(s3_parse_list(page2, strlen(page2), 4, &p), 0, "a second page appends");
+    ok(p.n == 3 && !p.truncated && !p.next_token, "three entries, not truncated");
+    store_list_free(p.v, p.n);
+    s3_list_page_clear(&p);
+    struct s3_list_page bad = {0};
+    ok(s3_parse_list("<ListBucketResult><Contents>", 28, 0, &bad) < 0, "malformed XML is refused");
+    store_list_free(bad.v, bad.n);
+    s3_list_page_clear(&bad);
+
+    const char *e = "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code>"
+                    "<Message>The request signature we calculated does not match</Message>"
+                    "<RequestId>1</RequestId></Error>";
+    char code[64], msg[128];
+    is_int(s3_parse_error(e, strlen(e), code, sizeof code, msg, sizeof msg), 0,
+           "an error body parses");
+    is_str(code, "SignatureDoesNotMatch", "its code is read");
+    ok(strncmp(msg, "The request signature", 21) == 0, "its message is read");
+}
+
+int main(void)
+{
+    plan_no_plan();
+    if (!mkdtemp(tmpdir))
+        bail_out("mkdtemp failed");
+    unsetenv("AWS_PROFILE");
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    test_keys();
+    test_urls();
+    test_dir_basics();
+    test_dir_create_race();
+    test_dir_cas_counter();
+    test_retry();
+    test_fault();
+    test_xml();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        diag("could not remove %s", tmpdir);
+    return done_testing();
+}
