@@ -42,6 +42,8 @@ struct s3_xfer {
     struct buf resp;
     struct s3_list_page page; /* LIST: accumulated across pages */
     char curl_err[CURL_ERROR_SIZE];
+    uint64_t range_first; /* from Content-Range, when has_range */
+    int has_range;
     struct s3_xfer *next_free;
 };
 
@@ -176,6 +178,10 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
         const char *slash = strrchr(v, '/');
         if (slash && slash[1] != '*')
             o->size = strtoull(slash + 1, NULL, 10);
+        if (strncmp(v, "bytes ", 6) == 0 && v[6] >= '0' && v[6] <= '9') {
+            x->range_first = strtoull(v + 6, NULL, 10);
+            x->has_range = 1;
+        }
     } else if (strcasecmp(h, "Last-Modified") == 0)
         o->mtime = parse_http_date(v);
     return size * nmemb;
@@ -363,6 +369,8 @@ static void xfer_put(struct s3_store *s3, struct s3_xfer *x)
     memset(&x->page, 0, sizeof x->page);
     x->req = NULL;
     x->curl_err[0] = '\0';
+    x->has_range = 0;
+    x->range_first = 0;
     x->next_free = s3->free_xfers;
     s3->free_xfers = x;
 }
@@ -463,6 +471,27 @@ static int list_page_done(struct s3_store *s3, struct s3_xfer *x)
     return 0;
 }
 
+/* A server may send more than the range asked for: the whole object with
+ * 200 (Range ignored), or a wider 206 (s3rver answers "bytes=0-0" with all
+ * of it).  got holds the bytes from offset first on: cut out what r asked. */
+static int trim_range(struct s3_store *s3, struct store_req *r, struct buf *got, uint64_t first)
+{
+    if (r->off < first || r->off - first > got->len ||
+        (r->off - first == got->len && got->len)) {
+        store_fail(&s3->base, r, STORE_EFATAL,
+                   "asked for bytes from %llu, the server sent %zu bytes from %llu",
+                   (unsigned long long)r->off, got->len, (unsigned long long)first);
+        return -1;
+    }
+    size_t skip = (size_t)(r->off - first), n = got->len - skip;
+    if (r->len && r->len < n)
+        n = r->len;
+    memmove(got->p, got->p + skip, n);
+    got->len = n;
+    got->p[n] = '\0';
+    return 0;
+}
+
 static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
 {
     struct s3_xfer *x;
@@ -481,6 +510,13 @@ static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
         if (r->op == STORE_PUT)
             s3->base.stats->bytes_up += r->size;
         if (r->op == STORE_GET) {
+            uint64_t first = status == 206 && x->has_range ? x->range_first : 0;
+            if ((r->off || r->len) && (status == 200 || status == 206) &&
+                trim_range(s3, r, &x->resp, first) < 0) {
+                xfer_put(s3, x);
+                store_complete(&s3->base, r);
+                return;
+            }
             if (!r->obj.size)
                 r->obj.size = x->resp.len;
             r->body = x->resp;
