@@ -36,6 +36,19 @@ test_expect_success 'every store verb has --help listing its options' '
     grep -q -- "--range" "$dir/h.get"
 '
 
+test_expect_success 'the man page documents every option that --help lists' '
+    groff -man -Tascii -P-cbou docs/buoy.1 >"$dir/man.txt" 2>"$dir/groff.err" &&
+    grep -q "^EXIT STATUS" "$dir/man.txt" &&
+    for v in ls get put rm head; do
+        sed -n "s/^ *\(-[a-z], \)\{0,1\}--\([a-z-]*\).*/\2/p" "$dir/h.$v" >"$dir/opts.$v" &&
+        test -s "$dir/opts.$v" &&
+        while read -r opt; do
+            grep -q -- "--$opt" "$dir/man.txt" || {
+                echo "docs/buoy.1 does not document --$opt (buoy store $v)"; return 1; }
+        done <"$dir/opts.$v" || return 1
+    done
+'
+
 test_expect_success 'put, ls, head, get and rm round-trip a file' '
     head -c 100000 /dev/urandom >"$dir/in" &&
     "$BUOY" store put "$st" a/b/obj "$dir/in" >"$dir/etag" &&
