@@ -8,6 +8,12 @@
 #   make format     clang-format every source file
 
 CC      ?= cc
+# make V=1 shows the full commands
+ifeq ($(V),1)
+  Q :=
+else
+  Q := @
+endif
 PKGS    := libcurl openssl expat json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -47,22 +53,27 @@ all: $(OUT)/buoy $(OUT)/libbuoy.a $(UNIT_BINS) $(TOOL_BINS)
 
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(OUT)/libbuoy.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)ar rcs $@ $^
 
 $(OUT)/buoy: $(CLI_OBJS) $(OUT)/libbuoy.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(OUT)/libbuoy.a $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(OUT)/libbuoy.a $(LDLIBS)
 
 $(OUT)/tests/%: $(OUT)/tests/unit/%.o $(OUT)/libbuoy.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
 
 $(OUT)/tools/%: $(OUT)/tests/tools/%.o $(OUT)/libbuoy.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
 
 asan:
 	$(MAKE) MODE=asan all

@@ -20,7 +20,7 @@ test_expect_success 'dir store: 100 parallel puts and gets keep their checksums'
 
 test_expect_success 'dir store with 5% transient errors and latency: nothing surfaces' '
     "$ST" --fault "err=0.05,latency=2,jitter=5,seed=9" parallel "$st" 100 &&
-    "$ST" --fault "err=0.05,seed=10" list "$st" 300
+    "$ST" --fault "err=0.03,conflict=0.02,throttle=0.02,seed=10" list "$st" 300
 '
 
 test_expect_success 'nothing is left in the store or its temp directory' '

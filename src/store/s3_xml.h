@@ -19,6 +19,12 @@ struct s3_list_page {
  * dropped from each key).  -1 if the XML is malformed. */
 int s3_parse_list(const char *xml, size_t len, size_t skip, struct s3_list_page *page);
 void s3_list_page_clear(struct s3_list_page *page); /* frees token and last_key only */
+/* The store error for an HTTP status and S3 error code ("" when none):
+ * 404 not found (NoSuchBucket: fatal), 412 precondition, 409 conflict,
+ * 401/403 auth, 429 and 503 SlowDown throttled, other 5xx and 400
+ * RequestTimeout transient, anything else fatal. */
+enum store_err s3_classify(long status, const char *code);
+
 /* Fills code and message (empty strings when absent). -1 if not XML. */
 int s3_parse_error(const char *xml, size_t len, char *code, size_t codelen, char *msg,
                    size_t msglen);

@@ -72,6 +72,8 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* The comment on s3_classify in s3_xml.h is the mapping's contract. */
+
 /* --- building a request --- */
 
 static void full_key(struct s3_store *s3, const char *key, struct buf *out)
@@ -392,7 +394,7 @@ static void start(struct s3_store *s3, struct store_req *r, struct s3_xfer *x)
     curl_multi_add_handle(s3->multi, x->easy);
 }
 
-static enum store_err classify(long status, const char *code)
+enum store_err s3_classify(long status, const char *code)
 {
     if (status == 404)
         return strcmp(code, "NoSuchBucket") == 0 ? STORE_EFATAL : STORE_ENOTFOUND;
@@ -528,7 +530,7 @@ static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
         s3_parse_error(x->resp.p, x->resp.len, code, sizeof code, msg, sizeof msg);
         if (!code[0] && status == 404)
             snprintf(code, sizeof code, "NoSuchKey");
-        enum store_err se = classify(status, code);
+        enum store_err se = s3_classify(status, code);
         if (status == 404 && se == STORE_ENOTFOUND)
             store_fail(&s3->base, r, se, "no such object");
         else if (strcmp(code, "NoSuchBucket") == 0)

@@ -238,6 +238,15 @@ static void test_retry(void)
     store_req_free(&r);
     store_close(s);
 
+    s = open_dir("retry", "conflict=1", 2);
+    struct store_req cr = {.op = STORE_PUT, .key = "c", .data = "x", .size = 1};
+    store_submit(s, &cr);
+    store_wait(s, &cr);
+    is_int(cr.err, STORE_ECONFLICT, "a 409 conflict is retried, then reported");
+    is_int(cr.attempts, 3, "after 1 + 2 attempts");
+    store_req_free(&cr);
+    store_close(s);
+
     s = open_dir("retry", "throttle=0.5,seed=3", 20);
     int bad = 0;
     for (int i = 0; i < 50; i++) {
@@ -381,6 +390,40 @@ static void test_fault(void)
     store_close(s);
 }
 
+static void test_classify(void)
+{
+    static const struct {
+        long status;
+        const char *code;
+        enum store_err want;
+    } cases[] = {
+        {404, "NoSuchKey", STORE_ENOTFOUND},
+        {404, "", STORE_ENOTFOUND},
+        {404, "NoSuchBucket", STORE_EFATAL},
+        {412, "PreconditionFailed", STORE_EPRECOND},
+        {409, "ConditionalRequestConflict", STORE_ECONFLICT},
+        {409, "BucketAlreadyExists", STORE_EFATAL},
+        {403, "SignatureDoesNotMatch", STORE_EAUTH},
+        {403, "AccessDenied", STORE_EAUTH},
+        {401, "", STORE_EAUTH},
+        {400, "ExpiredToken", STORE_EAUTH},
+        {503, "SlowDown", STORE_ETHROTTLED},
+        {429, "", STORE_ETHROTTLED},
+        {503, "ServiceUnavailable", STORE_ETRANSIENT},
+        {500, "InternalError", STORE_ETRANSIENT},
+        {502, "", STORE_ETRANSIENT},
+        {504, "", STORE_ETRANSIENT},
+        {400, "RequestTimeout", STORE_ETRANSIENT},
+        {400, "InvalidArgument", STORE_EFATAL},
+        {416, "InvalidRange", STORE_EFATAL},
+        {501, "NotImplemented", STORE_EFATAL},
+        {405, "MethodNotAllowed", STORE_EFATAL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        is_int(s3_classify(cases[i].status, cases[i].code), cases[i].want, "HTTP %ld %s is %s",
+               cases[i].status, cases[i].code, store_strerror(cases[i].want));
+}
+
 static void test_xml(void)
 {
     const char *page1 =
@@ -437,6 +480,7 @@ int main(void)
     test_retry();
     test_fault();
     test_xml();
+    test_classify();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)
