@@ -81,6 +81,7 @@ static void list_end(struct xml_state *x, const char *n)
         p->last_key = xstrdup(x->cur.key);
         if (strlen(x->cur.key) < x->skip) { /* outside our prefix: not ours */
             free(x->cur.key);
+            x->cur.key = NULL;
             return;
         }
         if (x->skip)
@@ -132,8 +133,7 @@ int s3_parse_list(const char *xml, size_t len, size_t skip, struct s3_list_page 
 {
     struct xml_state x = {.page = page, .skip = skip};
     page->truncated = 0;
-    free(page->next_token);
-    page->next_token = NULL;
+    s3_list_page_clear(page); /* token and last key are this page's only */
     return parse(&x, xml, len);
 }
 

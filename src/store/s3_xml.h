@@ -12,7 +12,7 @@ struct s3_list_page {
     size_t n, cap;
     int truncated;
     char *next_token; /* NextContinuationToken, heap, NULL if absent */
-    char *last_key;   /* the page's last key, for start-after when there is no token */
+    char *last_key;   /* this page's last key, for start-after when there is no token */
 };
 
 /* Appends a page's entries to page (the prefix is stripped: skip bytes are
@@ -21,7 +21,7 @@ int s3_parse_list(const char *xml, size_t len, size_t skip, struct s3_list_page 
 void s3_list_page_clear(struct s3_list_page *page); /* frees token and last_key only */
 /* The store error for an HTTP status and S3 error code ("" when none):
  * 404 not found (NoSuchBucket: fatal), 412 precondition, 409 conflict,
- * 401/403 auth, 429 and 503 SlowDown throttled, other 5xx and 400
+ * 401/403 auth, 429 and 503 SlowDown throttled, other 5xx, 408 and 400
  * RequestTimeout transient, anything else fatal. */
 enum store_err s3_classify(long status, const char *code);
 

@@ -120,14 +120,13 @@ void store_close(struct store *s)
         s->ops->close(s);
 }
 
+/* A request refused before any layer saw it completes on the next
+ * store_run(), like every other request. */
 static void invalid(struct store *s, struct store_req *r, const char *why)
 {
     store_fail(s, r, STORE_EFATAL, "%s", why);
-    r->completed = 1;
-    if (s->stats)
-        s->stats->errors[STORE_EFATAL]++;
-    if (r->done)
-        r->done(r);
+    r->qnext = s->rejected;
+    s->rejected = r;
 }
 
 void store_submit(struct store *s, struct store_req *r)
@@ -162,7 +161,16 @@ void store_submit(struct store *s, struct store_req *r)
 
 int store_run(struct store *s, int timeout_ms)
 {
-    return s->ops->run(s, timeout_ms);
+    if (s->rejected) {
+        while (s->rejected) {
+            struct store_req *r = s->rejected;
+            s->rejected = r->qnext;
+            r->parent = NULL;
+            store_complete(s, r);
+        }
+        timeout_ms = 0; /* something completed: don't block */
+    }
+    return s->ops->run(s, timeout_ms) + (s->rejected != NULL);
 }
 
 void store_wait(struct store *s, struct store_req *r)
@@ -199,6 +207,7 @@ void store_req_reset(struct store_req *r)
     r->err = STORE_OK;
     r->errmsg[0] = '\0';
     r->attempts = 0;
+    r->maybe_applied = 0;
     r->completed = 0;
 }
 
@@ -225,6 +234,7 @@ void store_fail(struct store *s, struct store_req *r, enum store_err e, const ch
     vsnprintf(cause, sizeof cause, fmt, ap);
     va_end(ap);
     r->err = e;
+    r->obj.etag[0] = '\0'; /* a failed PUT has no new ETag */
     if (r->op == STORE_LIST)
         snprintf(r->errmsg, sizeof r->errmsg, "%s/%s*: LIST: %s", s->url, r->key ? r->key : "",
                  cause);
@@ -261,6 +271,7 @@ void store_req_adopt(struct store_req *parent, struct store_req *child)
     parent->list = child->list;
     parent->nlist = child->nlist;
     parent->attempts += child->attempts;
+    parent->maybe_applied |= child->maybe_applied;
     memset(&child->body, 0, sizeof child->body);
     child->list = NULL;
     child->nlist = 0;

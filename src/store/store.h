@@ -12,8 +12,10 @@
  *     retry  ->  [fault]  ->  dir | s3
  *
  * Threading: a store and its requests belong to the thread that calls
- * store_submit()/store_run(); done() runs on that thread, inside store_run(),
- * and may submit further requests.
+ * store_submit()/store_run(); done() runs on that thread, always inside
+ * store_run() (never inside store_submit()), and may submit further requests.
+ * store_run() returns as soon as it has completed at least one request, or
+ * when its timeout passes.
  *
  * Keys: 1..1024 bytes, no NUL, no leading '/', no empty, "." or ".." segment,
  * and no segment starting with ".buoy-" (reserved for the dir backend).
@@ -85,6 +87,10 @@ struct store_req {
     struct store_obj *list;        /* LIST: entries sorted by key */
     size_t nlist;
     int attempts; /* how many times the request went to the backend */
+    /* A conditional PUT/DELETE failed its condition after an earlier attempt
+     * ended with an unknown outcome (timeout, 5xx, lost answer): that attempt
+     * may have been applied.  Read the object back to know. */
+    int maybe_applied;
     int completed;
 
     /* --- private to the layers --- */
@@ -120,6 +126,7 @@ struct store {
     struct store *next;         /* the layer below; NULL for a backend */
     struct store_stats *stats;  /* shared by every layer of one stack */
     char *url;                  /* for messages: "s3://bucket/prefix", "dir:///path" */
+    struct store_req *rejected; /* refused by store_submit, completed by store_run */
 };
 
 enum store_addressing { STORE_ADDR_AUTO = 0, STORE_ADDR_PATH, STORE_ADDR_VIRTUAL };

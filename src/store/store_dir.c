@@ -12,9 +12,15 @@
  *  2. Conditional operations are atomic across processes: If-None-Match uses
  *     link(), which fails if the key exists; If-Match and conditional deletes
  *     compare the ETag and act while holding an exclusive flock on .buoy-lock.
- *  3. The ETag is derived from (inode, size, mtime in ns): every PUT makes a
- *     new inode, so an ETag never repeats for a key in practice, and HEAD needs
- *     no read of the body.
+ *  3. The ETag is derived from (inode, size, mtime): every PUT makes a new
+ *     file and stamps its mtime's nanoseconds with 30 random bits, so an ETag
+ *     does not repeat for a key even when the filesystem reuses the inode
+ *     within one clock tick; HEAD needs no read of the body.  The ETag a PUT
+ *     returns is read from the temp file before it is renamed, so it is that
+ *     PUT's own even if another writer replaces the key right after.
+ *  4. Temp files are created with O_EXCL under a random name, so writers in
+ *     other processes, threads or containers never share one; temp files
+ *     older than an hour (left by a crash) are removed at open.
  *
  * Requests are queued by submit() and carried out in order by run(). */
 #include "store.h"
@@ -22,6 +28,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sys/random.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +44,6 @@ struct dir_store {
     char *root;
     int root_fd;
     struct store_req *head, *tail;
-    unsigned tmp_seq;
 };
 
 #define DIR_OF(s) ((struct dir_store *)(s))
@@ -92,15 +99,19 @@ static int make_parents(int root_fd, const char *key)
     snprintf(path, sizeof path, "%s", key);
     for (char *p = strchr(path, '/'); p; p = strchr(p + 1, '/')) {
         *p = '\0';
-        if (mkdirat(root_fd, path, 0755) == 0) {
-            char *up = strrchr(path, '/');
-            if (up) {
-                *up = '\0';
-                fsync_dirat(root_fd, path);
-                *up = '/';
-            } else
-                fsync_dirat(root_fd, "");
-        } else if (errno != EEXIST)
+        if (mkdirat(root_fd, path, 0755) < 0 && errno != EEXIST)
+            return -1;
+        /* Sync the parent's entry even when another process made the
+         * directory first: it may not have synced it yet. */
+        char *up = strrchr(path, '/');
+        int rc;
+        if (up) {
+            *up = '\0';
+            rc = fsync_dirat(root_fd, path);
+            *up = '/';
+        } else
+            rc = fsync_dirat(root_fd, "");
+        if (rc < 0)
             return -1;
         *p = '/';
     }
@@ -140,7 +151,12 @@ static void do_get(struct dir_store *d, struct store_req *r, int head_only)
         store_fail(&d->base, r, errno_err(errno), "%s", errno == ENOENT ? "no such object" : strerror(errno));
         return;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        store_fail(&d->base, r, STORE_EFATAL, "fstat: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
         store_fail(&d->base, r, S_ISDIR(st.st_mode) ? STORE_ENOTFOUND : STORE_EFATAL, "%s",
                    S_ISDIR(st.st_mode) ? "no such object (a directory)" : "not a regular file");
         close(fd);
@@ -182,14 +198,27 @@ static void do_get(struct dir_store *d, struct store_req *r, int head_only)
         d->base.stats->bytes_down += got;
 }
 
-/* Writes data to a fresh temp file in .buoy-tmp and fsyncs it. */
+static uint64_t random64(void)
+{
+    uint64_t v;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+        v = ((uint64_t)getpid() << 32) ^ (uint64_t)clock() ^ (uint64_t)time(NULL);
+    return v;
+}
+
+/* Writes data to a fresh temp file in .buoy-tmp, stamps its mtime (rule 3),
+ * fsyncs it and reads its ETag into r->obj. */
 static int write_temp(struct dir_store *d, struct store_req *r, char *tmp, size_t tmplen)
 {
-    snprintf(tmp, tmplen, ".buoy-tmp/%ld.%u", (long)getpid(), d->tmp_seq++);
-    int fd = openat(d->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT) {
-        mkdirat(d->root_fd, ".buoy-tmp", 0755);
-        fd = openat(d->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        snprintf(tmp, tmplen, ".buoy-tmp/%016llx", (unsigned long long)random64());
+        fd = openat(d->root_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == ENOENT && mkdirat(d->root_fd, ".buoy-tmp", 0755) < 0 &&
+            errno != EEXIST)
+            break;
+        if (fd < 0 && errno != EEXIST && errno != ENOENT)
+            break;
     }
     if (fd < 0) {
         store_fail(&d->base, r, errno_err(errno), "create temp file: %s", strerror(errno));
@@ -208,16 +237,44 @@ static int write_temp(struct dir_store *d, struct store_req *r, char *tmp, size_
         p += n;
         left -= (size_t)n;
     }
-    if (fsync(fd) < 0) {
-        store_fail(&d->base, r, STORE_EFATAL, "fsync temp file: %s", strerror(errno));
+    struct timespec now, times[2];
+    clock_gettime(CLOCK_REALTIME, &now);
+    times[0] = now;
+    times[1].tv_sec = now.tv_sec;
+    times[1].tv_nsec = (long)(random64() % 1000000000u);
+    struct stat st;
+    if (futimens(fd, times) < 0 || fsync(fd) < 0 || fstat(fd, &st) < 0) {
+        store_fail(&d->base, r, STORE_EFATAL, "finish temp file: %s", strerror(errno));
         goto fail;
     }
+    fill_obj(&st, &r->obj);
     close(fd);
     return 0;
 fail:
     close(fd);
     unlinkat(d->root_fd, tmp, 0);
     return -1;
+}
+
+/* Removes temp files older than an hour: left by a writer that crashed. */
+static void clean_temp(int root_fd)
+{
+    int fd = openat(root_fd, ".buoy-tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    DIR *dp = fdopendir(fd);
+    if (!dp) {
+        close(fd);
+        return;
+    }
+    time_t cutoff = time(NULL) - 3600;
+    struct dirent *de;
+    struct stat st;
+    while ((de = readdir(dp)))
+        if (de->d_name[0] != '.' && fstatat(fd, de->d_name, &st, 0) == 0 &&
+            st.st_mtime < cutoff)
+            unlinkat(fd, de->d_name, 0);
+    closedir(dp);
 }
 
 /* Under the lock: does the key's current ETag match r->if_etag? */
@@ -242,7 +299,6 @@ static int etag_matches(struct dir_store *d, struct store_req *r)
 static void do_put(struct dir_store *d, struct store_req *r)
 {
     char tmp[64], dir[STORE_KEY_MAX + 1];
-    struct stat st;
     int lock = -1;
 
     if (make_parents(d->root_fd, r->key) < 0) {
@@ -276,8 +332,6 @@ static void do_put(struct dir_store *d, struct store_req *r)
         store_fail(&d->base, r, STORE_EFATAL, "fsync directory: %s", strerror(errno));
         goto out;
     }
-    if (fstatat(d->root_fd, r->key, &st, 0) == 0)
-        fill_obj(&st, &r->obj);
     d->base.stats->bytes_up += r->size;
 out:
     unlock_root(lock);
@@ -445,7 +499,8 @@ static const struct store_ops dir_ops = {
 struct store *store_dir_open(const char *root, const char *url, char *err, size_t errlen)
 {
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && mkdir(root, 0755) == 0)
+    /* Create a missing root; another opener may be creating it right now. */
+    if (fd < 0 && errno == ENOENT && (mkdir(root, 0755) == 0 || errno == EEXIST))
         fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot open directory store: %s", url, strerror(errno));
@@ -460,5 +515,6 @@ struct store *store_dir_open(const char *root, const char *url, char *err, size_
         d->base.url[--n] = '\0';
     d->root = xstrdup(root);
     d->root_fd = fd;
+    clean_temp(fd);
     return &d->base;
 }

@@ -57,6 +57,7 @@ struct fault_store {
     unsigned op_mask;
     struct store_req *waiting; /* held for latency, or failing on the next run */
     int inflight;
+    unsigned completions; /* for run() to return as soon as one completes */
 };
 
 #define FAULT_OF(s) ((struct fault_store *)(s))
@@ -84,6 +85,7 @@ static void child_done(struct store_req *c)
         f->base.stats->faults_injected++;
     }
     f->inflight--;
+    f->completions++;
     store_complete(&f->base, r);
 }
 
@@ -114,6 +116,7 @@ static void act(struct fault_store *f, struct store_req *r)
         store_fail(&f->base, r, STORE_EFATAL, "fault: store crashed after %llu puts", f->nputs_ok);
     r->attempts = 1;
     f->inflight--;
+    f->completions++;
     store_complete(&f->base, r);
 }
 
@@ -151,45 +154,57 @@ static void fault_submit(struct store *s, struct store_req *r)
     f->waiting = r;
 }
 
+/* Acts on every held request whose time has come, in submission order;
+ * returns ms until the next is due, -1 when none is held. */
+static int fire_due(struct fault_store *f)
+{
+    uint64_t now = clock_mono_ms(), next = UINT64_MAX;
+    struct store_req **pp = &f->waiting, *due = NULL;
+    while (*pp) {
+        struct store_req *r = *pp;
+        if (r->due_ms <= now) {
+            *pp = r->qnext;
+            r->qnext = due;
+            due = r;
+        } else {
+            next = r->due_ms < next ? r->due_ms : next;
+            pp = &r->qnext;
+        }
+    }
+    /* the waiting list is newest first: due is now oldest first */
+    while (due) {
+        struct store_req *r = due;
+        due = r->qnext;
+        act(f, r);
+    }
+    if (next == UINT64_MAX)
+        return -1;
+    now = clock_mono_ms();
+    return next > now ? (int)(next - now) : 0;
+}
+
 static int fault_run(struct store *s, int timeout_ms)
 {
     struct fault_store *f = FAULT_OF(s);
     uint64_t end = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    unsigned done_before = f->completions;
 
     for (;;) {
-        uint64_t now = clock_mono_ms(), next = UINT64_MAX;
-        struct store_req **pp = &f->waiting, *due = NULL;
-        while (*pp) {
-            struct store_req *r = *pp;
-            if (r->due_ms <= now) {
-                *pp = r->qnext;
-                r->qnext = due;
-                due = r;
-            } else {
-                next = r->due_ms < next ? r->due_ms : next;
-                pp = &r->qnext;
-            }
-        }
-        /* due is in reverse submission order: restore it. */
-        struct store_req *rev = NULL;
-        while (due) {
-            struct store_req *r = due;
-            due = r->qnext;
-            r->qnext = rev;
-            rev = r;
-        }
-        while (rev) {
-            struct store_req *r = rev;
-            rev = r->qnext;
-            act(f, r);
-        }
-        now = clock_mono_ms();
+        int until = fire_due(f);
+        uint64_t now = clock_mono_ms();
         int left = now >= end ? 0 : (int)(end - now);
-        int wait = next != UINT64_MAX && next - now < (uint64_t)left ? (int)(next - now) : left;
+        int wait = until >= 0 && until < left ? until : left;
         int below = s->next->ops->run(s->next, wait);
-        if (below == 0 && f->waiting && wait > 0)
-            clock_sleep_ms((uint64_t)wait);
-        if (f->inflight == 0 || clock_mono_ms() >= end)
+        if (f->completions != done_before || f->inflight == 0)
+            break;
+        if (below == 0 && f->waiting) {
+            until = fire_due(f);
+            now = clock_mono_ms();
+            left = now >= end ? 0 : (int)(end - now);
+            if (until > 0)
+                clock_sleep_ms((uint64_t)(until < left ? until : left));
+        }
+        if (clock_mono_ms() >= end)
             break;
     }
     return f->inflight;

@@ -10,9 +10,10 @@
  * the layer below; the caller's request completes with the last outcome, its
  * message saying how many attempts were made.
  *
- * A retried PUT with If-None-Match whose first attempt succeeded but whose
- * answer was lost comes back as "precondition failed": callers that need to
- * tell the two apart read the object back (the lease code does). */
+ * A conditional PUT or DELETE whose earlier attempt ended "transient" (a
+ * timeout, a 5xx, a lost answer) may have been applied; if a retry then
+ * fails its condition, the request completes with maybe_applied set, and
+ * the message says so.  Callers that need to know read the object back. */
 #include "store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -30,7 +31,11 @@ struct retry_store {
     struct rng rng;
     struct store_req *waiting; /* parents whose next attempt is due at due_ms */
     int inflight;              /* parents not yet completed */
+    unsigned completions;      /* parents completed, for run() to return early */
 };
+
+/* r->lpriv, while the retry layer holds r: an earlier attempt's outcome is unknown. */
+#define UNKNOWN_OUTCOME ((void *)1)
 
 #define RETRY_OF(s) ((struct retry_store *)(s))
 
@@ -53,6 +58,8 @@ static void child_done(struct store_req *c)
     struct store_req *r = c->parent;
     int tries = r->attempts + c->attempts;
 
+    if (c->err == STORE_ETRANSIENT && (r->op == STORE_PUT || r->op == STORE_DELETE))
+        r->lpriv = UNKNOWN_OUTCOME;
     if (retryable(c->err) && tries <= rs->retries) {
         uint64_t window = (uint64_t)rs->base_ms << (tries < 20 ? tries : 20);
         if (window > (uint64_t)rs->cap_ms)
@@ -70,17 +77,25 @@ static void child_done(struct store_req *c)
         return;
     }
     store_req_adopt(r, c);
-    if (r->err && retryable(r->err) && r->attempts > 1) {
-        size_t n = strlen(r->errmsg);
+    size_t n = strlen(r->errmsg);
+    if (r->err && retryable(r->err) && r->attempts > 1)
         snprintf(r->errmsg + n, sizeof r->errmsg - n, " (gave up after %d attempts)", r->attempts);
+    else if (r->lpriv == UNKNOWN_OUTCOME && r->cond != STORE_COND_NONE &&
+             (r->err == STORE_EPRECOND || r->err == STORE_ENOTFOUND)) {
+        r->maybe_applied = 1;
+        snprintf(r->errmsg + n, sizeof r->errmsg - n,
+                 " (after %d attempts; an earlier one may have been applied)", r->attempts);
     }
+    r->lpriv = NULL;
     rs->inflight--;
+    rs->completions++;
     store_complete(&rs->base, r);
 }
 
 static void retry_submit(struct store *s, struct store_req *r)
 {
     struct retry_store *rs = RETRY_OF(s);
+    r->lpriv = NULL;
     rs->inflight++;
     send(rs, r);
 }
@@ -117,6 +132,7 @@ static int retry_run(struct store *s, int timeout_ms)
 {
     struct retry_store *rs = RETRY_OF(s);
     uint64_t end = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    unsigned done_before = rs->completions;
 
     for (;;) {
         int until = fire_due(rs);
@@ -124,12 +140,18 @@ static int retry_run(struct store *s, int timeout_ms)
         int left = now >= end ? 0 : (int)(end - now);
         int wait = until >= 0 && until < left ? until : left;
         int below = s->next->ops->run(s->next, wait);
-        if (below == 0 && rs->waiting && wait > 0 && until > 0) {
-            /* Nothing on the wire: sleep until the next retry is due. */
-            clock_sleep_ms((uint64_t)wait);
+        if (rs->completions != done_before || rs->inflight == 0)
+            break;
+        if (below == 0 && rs->waiting) {
+            /* Nothing on the wire: sleep until the next retry is due (done()
+             * callbacks may have changed the queue, so look again). */
+            until = fire_due(rs);
+            now = clock_mono_ms();
+            left = now >= end ? 0 : (int)(end - now);
+            if (until > 0)
+                clock_sleep_ms((uint64_t)(until < left ? until : left));
         }
-        fire_due(rs);
-        if (rs->inflight == 0 || clock_mono_ms() >= end)
+        if (clock_mono_ms() >= end)
             break;
     }
     return rs->inflight;

@@ -43,6 +43,7 @@ struct s3_xfer {
     struct s3_list_page page; /* LIST: accumulated across pages */
     char curl_err[CURL_ERROR_SIZE];
     uint64_t range_first; /* from Content-Range, when has_range */
+    uint64_t range_total; /* the object's size from Content-Range, 0 if unknown */
     int has_range;
     struct s3_xfer *next_free;
 };
@@ -179,7 +180,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
     else if (strcasecmp(h, "Content-Range") == 0) {
         const char *slash = strrchr(v, '/');
         if (slash && slash[1] != '*')
-            o->size = strtoull(slash + 1, NULL, 10);
+            x->range_total = strtoull(slash + 1, NULL, 10);
         if (strncmp(v, "bytes ", 6) == 0 && v[6] >= '0' && v[6] <= '9') {
             x->range_first = strtoull(v + 6, NULL, 10);
             x->has_range = 1;
@@ -212,7 +213,9 @@ static int prepare(struct s3_xfer *x)
     int rc = -1;
 
     if (creds_get(s3->creds, &cr, err, sizeof err) < 0) {
-        store_fail(&s3->base, r, STORE_EAUTH, "%s", err);
+        /* Credentials worked at open; failing to refresh them now (the
+         * metadata service being slow, say) is worth retrying. */
+        store_fail(&s3->base, r, STORE_ETRANSIENT, "%s", err);
         return -1;
     }
     if (s3->virtual_host)
@@ -372,7 +375,7 @@ static void xfer_put(struct s3_store *s3, struct s3_xfer *x)
     x->req = NULL;
     x->curl_err[0] = '\0';
     x->has_range = 0;
-    x->range_first = 0;
+    x->range_first = x->range_total = 0;
     x->next_free = s3->free_xfers;
     s3->free_xfers = x;
 }
@@ -389,9 +392,15 @@ static void start(struct s3_store *s3, struct store_req *r, struct s3_xfer *x)
         store_complete(&s3->base, r);
         return;
     }
+    CURLMcode mc = curl_multi_add_handle(s3->multi, x->easy);
+    if (mc != CURLM_OK) {
+        store_fail(&s3->base, r, STORE_EFATAL, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+        xfer_put(s3, x);
+        store_complete(&s3->base, r);
+        return;
+    }
     s3->base.stats->requests[r->op]++;
     s3->active++;
-    curl_multi_add_handle(s3->multi, x->easy);
 }
 
 enum store_err s3_classify(long status, const char *code)
@@ -410,7 +419,7 @@ enum store_err s3_classify(long status, const char *code)
                           strcmp(code, "ExpiredToken") == 0 ||
                           strcmp(code, "TokenRefreshRequired") == 0))
         return strcmp(code, "RequestTimeout") == 0 ? STORE_ETRANSIENT : STORE_EAUTH;
-    if (status >= 500 && status != 501 && status != 505)
+    if ((status >= 500 && status != 501 && status != 505) || status == 408)
         return STORE_ETRANSIENT;
     return STORE_EFATAL;
 }
@@ -443,6 +452,7 @@ static enum store_err curl_class(CURLcode c)
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
         return STORE_ETRANSIENT;
     default:
         return STORE_EFATAL;
@@ -458,7 +468,12 @@ static int list_page_done(struct s3_store *s3, struct s3_xfer *x)
         store_fail(&s3->base, r, STORE_ETRANSIENT, "malformed ListObjectsV2 answer");
         return 0;
     }
-    if (x->page.truncated && (x->page.next_token || x->page.last_key)) {
+    if (x->page.truncated && !x->page.next_token && !x->page.last_key) {
+        store_fail(&s3->base, r, STORE_ETRANSIENT,
+                   "truncated listing without a continuation token or keys");
+        return 0;
+    }
+    if (x->page.truncated) {
         buf_reset(&x->resp);
         curl_slist_free_all(x->hdrs);
         x->hdrs = NULL;
@@ -485,6 +500,8 @@ static int trim_range(struct s3_store *s3, struct store_req *r, struct buf *got,
                    (unsigned long long)r->off, got->len, (unsigned long long)first);
         return -1;
     }
+    if (first == 0 && !r->obj.size)
+        r->obj.size = got->len; /* a 200 answer: the whole object */
     size_t skip = (size_t)(r->off - first), n = got->len - skip;
     if (r->len && r->len < n)
         n = r->len;
@@ -519,7 +536,11 @@ static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
                 store_complete(&s3->base, r);
                 return;
             }
-            if (!r->obj.size)
+            /* Content-Range knows the whole object's size; Content-Length
+             * only this answer's (the headers may come in either order). */
+            if (status == 206 && x->range_total)
+                r->obj.size = x->range_total;
+            else if (!r->obj.size)
                 r->obj.size = x->resp.len;
             r->body = x->resp;
             memset(&x->resp, 0, sizeof x->resp);

@@ -8,6 +8,7 @@
 #include "util/mem.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,77 @@ static void test_dir_cas_counter(void)
     store_close(s);
 }
 
+/* Two stores on one root, in two threads of one process: every PUT that
+ * succeeds holds its own bytes (temp files are never shared). */
+struct clash_arg {
+    int id;
+    int bad;
+};
+
+static void *clash_writer(void *p)
+{
+    struct clash_arg *a = p;
+    struct store *s = open_dir("clash", NULL, -1);
+    char key[32], err[STORE_ERRMSG_MAX];
+    char *data = xmalloc(64 << 10);
+    memset(data, 'A' + a->id, 64 << 10);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "t%d/k%d", a->id, i);
+        a->bad += store_put(s, key, data, 64 << 10, STORE_COND_NONE, NULL, NULL, err,
+                            sizeof err) != STORE_OK;
+    }
+    free(data);
+    store_close(s);
+    return NULL;
+}
+
+static void test_dir_threads(void)
+{
+    pthread_t t[2];
+    struct clash_arg a[2] = {{0, 0}, {1, 0}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, clash_writer, &a[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    is_int(a[0].bad + a[1].bad, 0, "two writers in one process: every PUT succeeds");
+    struct store *s = open_dir("clash", NULL, -1);
+    int wrong = 0;
+    for (int id = 0; id < 2; id++)
+        for (int i = 0; i < 100; i++) {
+            char key[32];
+            struct buf b = {0};
+            snprintf(key, sizeof key, "t%d/k%d", id, i);
+            int good = store_get(s, key, 0, 0, &b, NULL, errmsg, sizeof errmsg) == STORE_OK &&
+                       b.len == 64 << 10;
+            for (size_t j = 0; good && j < b.len; j += 4096)
+                good = b.p[j] == 'A' + id;
+            wrong += !good;
+            buf_free(&b);
+        }
+    is_int(wrong, 0, "and every object holds its own writer's bytes");
+    store_close(s);
+}
+
+static void rejected_done(struct store_req *r)
+{
+    (*(int *)r->arg)++;
+}
+
+static void test_rejected(void)
+{
+    struct store *s = open_dir("rej", NULL, -1);
+    int calls = 0;
+    struct store_req r = {.op = STORE_PUT, .key = "a/../b", .data = "x", .size = 1,
+                          .done = rejected_done, .arg = &calls};
+    store_submit(s, &r);
+    is_int(calls, 0, "a refused request does not complete inside store_submit");
+    store_run(s, 0);
+    is_int(calls, 1, "it completes in the next store_run");
+    is_int(r.err, STORE_EFATAL, "as fatal");
+    store_req_free(&r);
+    store_close(s);
+}
+
 static void test_retry(void)
 {
     struct store *s = open_dir("retry", "err=1", 3);
@@ -330,9 +402,32 @@ static void test_fault(void)
            "but it reached the store");
     store_close(s);
     s = open_dir("ackloss", "ackloss=1", 2);
-    is_int(store_put(s, "k2", "d", 1, STORE_IF_NONE_MATCH, NULL, NULL, errmsg, sizeof errmsg),
-           STORE_EPRECOND,
-           "a retried create whose first answer was lost sees its own object (documented)");
+    struct store_req ar = {.op = STORE_PUT, .key = "k2", .data = "d", .size = 1,
+                           .cond = STORE_IF_NONE_MATCH};
+    store_submit(s, &ar);
+    store_wait(s, &ar);
+    is_int(ar.err, STORE_EPRECOND, "a retried create whose first answer was lost fails its condition");
+    ok(ar.maybe_applied, "but says the write may have been applied: %s", ar.errmsg);
+    store_req_free(&ar);
+    struct store_obj cur;
+    store_head(s, "k2", &cur, errmsg, sizeof errmsg);
+    ar = (struct store_req){.op = STORE_PUT, .key = "k2", .data = "e", .size = 1,
+                            .cond = STORE_IF_MATCH};
+    snprintf(ar.if_etag, sizeof ar.if_etag, "%s", cur.etag);
+    store_submit(s, &ar);
+    store_wait(s, &ar);
+    ok(ar.err == STORE_EPRECOND && ar.maybe_applied,
+       "likewise a retried If-Match update (%s)", store_strerror(ar.err));
+    store_req_free(&ar);
+    store_close(s);
+    s = open_dir("ackloss", "err=1", 2);
+    ar = (struct store_req){.op = STORE_PUT, .key = "k3", .data = "d", .size = 1,
+                            .cond = STORE_IF_NONE_MATCH};
+    store_submit(s, &ar);
+    store_wait(s, &ar);
+    ok(ar.err == STORE_ETRANSIENT && !ar.maybe_applied,
+       "a request that never succeeded is not 'maybe applied'");
+    store_req_free(&ar);
     store_close(s);
 
     s = open_dir("short", "short=1", 0);
@@ -450,6 +545,13 @@ static void test_xml(void)
     ok(p.n == 3 && !p.truncated && !p.next_token, "three entries, not truncated");
     store_list_free(p.v, p.n);
     s3_list_page_clear(&p);
+    const char *shortkey = "<ListBucketResult><IsTruncated>false</IsTruncated>"
+                           "<Contents><Key>x</Key><Size>1</Size></Contents></ListBucketResult>";
+    struct s3_list_page sk = {0};
+    ok(s3_parse_list(shortkey, strlen(shortkey), 4, &sk) == 0 && sk.n == 0,
+       "a key shorter than the prefix is dropped (and freed once)");
+    store_list_free(sk.v, sk.n);
+    s3_list_page_clear(&sk);
     struct s3_list_page bad = {0};
     ok(s3_parse_list("<ListBucketResult><Contents>", 28, 0, &bad) < 0, "malformed XML is refused");
     store_list_free(bad.v, bad.n);
@@ -477,6 +579,8 @@ int main(void)
     test_dir_basics();
     test_dir_create_race();
     test_dir_cas_counter();
+    test_dir_threads();
+    test_rejected();
     test_retry();
     test_fault();
     test_xml();
