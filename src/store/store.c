@@ -3,6 +3,7 @@
  * helpers, and the plumbing layers share (completion, child requests,
  * error messages). */
 #include "store.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -276,6 +277,31 @@ void store_req_adopt(struct store_req *parent, struct store_req *child)
     child->list = NULL;
     child->nlist = 0;
     free(child);
+}
+
+int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct store *s),
+                    const unsigned *completions, const int *inflight)
+{
+    uint64_t end = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    unsigned before = *completions;
+
+    for (;;) {
+        int until = fire_due(s);
+        uint64_t now = clock_mono_ms();
+        int left = now >= end ? 0 : (int)(end - now);
+        int below = s->next->ops->run(s->next, until >= 0 && until < left ? until : left);
+        if (*completions != before || *inflight == 0)
+            break;
+        /* done() callbacks may have queued more: look again before sleeping */
+        until = fire_due(s);
+        now = clock_mono_ms();
+        left = now >= end ? 0 : (int)(end - now);
+        if (below == 0 && until > 0)
+            clock_sleep_ms((uint64_t)(until < left ? until : left));
+        if (clock_mono_ms() >= end)
+            break;
+    }
+    return *inflight;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *out)

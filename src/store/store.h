@@ -197,6 +197,13 @@ struct store_req *store_req_child(struct store_req *r, store_done_fn done, void 
 /* Moves a completed child's results into its parent and frees the child. */
 void store_req_adopt(struct store_req *parent, struct store_req *child);
 
+/* The run() of a layer that holds requests until a due time (retry, fault):
+ * fire_due(s) sends on whatever is due and returns ms until the next is, or
+ * -1; the loop drives the layer below, sleeps when nothing is on the wire,
+ * and returns once *completions moves, nothing is in flight, or time is up. */
+int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct store *s),
+                    const unsigned *completions, const int *inflight);
+
 /* Backends and layers; each returns NULL + err on failure. */
 struct store *store_dir_open(const char *root, const char *url, char *err, size_t errlen);
 struct store *store_s3_open(const char *bucket, const char *prefix, const char *url,

@@ -183,31 +183,15 @@ static int fire_due(struct fault_store *f)
     return next > now ? (int)(next - now) : 0;
 }
 
+static int fault_fire(struct store *s)
+{
+    return fire_due(FAULT_OF(s));
+}
+
 static int fault_run(struct store *s, int timeout_ms)
 {
     struct fault_store *f = FAULT_OF(s);
-    uint64_t end = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-    unsigned done_before = f->completions;
-
-    for (;;) {
-        int until = fire_due(f);
-        uint64_t now = clock_mono_ms();
-        int left = now >= end ? 0 : (int)(end - now);
-        int wait = until >= 0 && until < left ? until : left;
-        int below = s->next->ops->run(s->next, wait);
-        if (f->completions != done_before || f->inflight == 0)
-            break;
-        if (below == 0 && f->waiting) {
-            until = fire_due(f);
-            now = clock_mono_ms();
-            left = now >= end ? 0 : (int)(end - now);
-            if (until > 0)
-                clock_sleep_ms((uint64_t)(until < left ? until : left));
-        }
-        if (clock_mono_ms() >= end)
-            break;
-    }
-    return f->inflight;
+    return store_timed_run(s, timeout_ms, fault_fire, &f->completions, &f->inflight);
 }
 
 static void fault_close(struct store *s)

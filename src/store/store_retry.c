@@ -128,33 +128,15 @@ static int fire_due(struct retry_store *rs)
     return next == UINT64_MAX ? -1 : (int)(next - now);
 }
 
+static int retry_fire(struct store *s)
+{
+    return fire_due(RETRY_OF(s));
+}
+
 static int retry_run(struct store *s, int timeout_ms)
 {
     struct retry_store *rs = RETRY_OF(s);
-    uint64_t end = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-    unsigned done_before = rs->completions;
-
-    for (;;) {
-        int until = fire_due(rs);
-        uint64_t now = clock_mono_ms();
-        int left = now >= end ? 0 : (int)(end - now);
-        int wait = until >= 0 && until < left ? until : left;
-        int below = s->next->ops->run(s->next, wait);
-        if (rs->completions != done_before || rs->inflight == 0)
-            break;
-        if (below == 0 && rs->waiting) {
-            /* Nothing on the wire: sleep until the next retry is due (done()
-             * callbacks may have changed the queue, so look again). */
-            until = fire_due(rs);
-            now = clock_mono_ms();
-            left = now >= end ? 0 : (int)(end - now);
-            if (until > 0)
-                clock_sleep_ms((uint64_t)(until < left ? until : left));
-        }
-        if (clock_mono_ms() >= end)
-            break;
-    }
-    return rs->inflight;
+    return store_timed_run(s, timeout_ms, retry_fire, &rs->completions, &rs->inflight);
 }
 
 static void retry_close(struct store *s)
