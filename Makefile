@@ -14,7 +14,7 @@ ifeq ($(V),1)
 else
   Q := @
 endif
-PKGS    := libcurl openssl expat json-c
+PKGS    := libcurl openssl expat json-c libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -38,7 +38,7 @@ endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_MODE) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
 
-LIB_SRCS  := $(wildcard src/util/*.c src/store/*.c src/aws/*.c)
+LIB_SRCS  := $(wildcard src/util/*.c src/store/*.c src/aws/*.c src/vol/*.c)
 CLI_SRCS  := $(wildcard src/cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
