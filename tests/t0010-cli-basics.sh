@@ -39,12 +39,13 @@ test_expect_success 'every store verb has --help listing its options' '
 test_expect_success 'the man page documents every option that --help lists' '
     groff -man -Tascii -P-cbou docs/buoy.1 >"$dir/man.txt" 2>"$dir/groff.err" &&
     grep -q "^EXIT STATUS" "$dir/man.txt" &&
-    for v in ls get put rm head; do
+    "$BUOY" create --help >"$dir/h.create" &&
+    for v in ls get put rm head create; do
         sed -n "s/^ *\(-[a-z], \)\{0,1\}--\([a-z-]*\).*/\2/p" "$dir/h.$v" >"$dir/opts.$v" &&
         test -s "$dir/opts.$v" &&
         while read -r opt; do
             grep -q -- "--$opt" "$dir/man.txt" || {
-                echo "docs/buoy.1 does not document --$opt (buoy store $v)"; return 1; }
+                echo "docs/buoy.1 does not document --$opt ($v)"; return 1; }
         done <"$dir/opts.$v" || return 1
     done
 '

@@ -37,7 +37,7 @@ static void print_stats(struct store *s)
             st.bytes_down);
 }
 
-static struct store *open_store(const char *url, struct cli_opts *o)
+struct store *cli_open_store(const char *url, struct cli_opts *o)
 {
     char err[512];
     struct store *s = store_open(url, &o->store, err, sizeof err);
@@ -56,7 +56,7 @@ static int finish(struct store *s, struct cli_opts *o, int rc)
 
 static int do_ls(struct cli_opts *o, int argc, char **argv)
 {
-    struct store *s = open_store(argv[0], o);
+    struct store *s = cli_open_store(argv[0], o);
     struct store_obj *list;
     size_t n;
     char err[STORE_ERRMSG_MAX];
@@ -125,7 +125,7 @@ static int do_get(struct cli_opts *o, int argc, char **argv)
     if (o->range && parse_range(o->range, &off, &len) < 0)
         return cli_error("store get: bad --range '%s': use FIRST-LAST or FIRST-", o->range),
                EXIT_USAGE;
-    struct store *s = open_store(argv[0], o);
+    struct store *s = cli_open_store(argv[0], o);
     if (!s)
         return EXIT_ERR;
     struct buf body = {0};
@@ -186,7 +186,7 @@ static int do_put(struct cli_opts *o, int argc, char **argv)
         buf_free(&body);
         return EXIT_ERR;
     }
-    struct store *s = open_store(argv[0], o);
+    struct store *s = cli_open_store(argv[0], o);
     if (!s) {
         buf_free(&body);
         return EXIT_ERR;
@@ -208,7 +208,7 @@ static int do_put(struct cli_opts *o, int argc, char **argv)
 
 static int do_rm(struct cli_opts *o, int argc, char **argv)
 {
-    struct store *s = open_store(argv[0], o);
+    struct store *s = cli_open_store(argv[0], o);
     int rc = EXIT_OK;
     if (!s)
         return EXIT_ERR;
@@ -226,7 +226,7 @@ static int do_rm(struct cli_opts *o, int argc, char **argv)
 
 static int do_head(struct cli_opts *o, int argc, char **argv)
 {
-    struct store *s = open_store(argv[0], o);
+    struct store *s = cli_open_store(argv[0], o);
     struct store_obj info;
     char err[STORE_ERRMSG_MAX], when[32];
     struct tm tm;

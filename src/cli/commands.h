@@ -5,6 +5,10 @@
 #include "opts.h"
 
 int cmd_version(struct cli_opts *o, int argc, char **argv);
+int cmd_create(struct cli_opts *o, int argc, char **argv);
+/* Opens the store named by url with the common store options; prints the
+ * error and returns NULL on failure. */
+struct store *cli_open_store(const char *url, struct cli_opts *o);
 /* "buoy store <verb> ...": the verb table lives in cmd_store.c. */
 int cmd_store(int argc, char **argv);
 

@@ -18,6 +18,18 @@ static const struct cli_cmd version_cmd = {
     cmd_version,
 };
 
+static const char *const create_opts[] = {
+    "help", "verbose", "log-level", "size", "block-size", "segment-size", "force",
+    "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries", "fault",
+    NULL,
+};
+
+/* Commands that take the common parse: name, args, summary, options, counts, run. */
+static const struct cli_cmd commands[] = {
+    {"create", "URL", "make a new, empty volume at URL (--size is required)", create_opts, 1, 1,
+     cmd_create},
+};
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -25,6 +37,7 @@ static void usage(FILE *out)
             "buoy keeps a server's disk in an object store and its service on a live node.\n"
             "\n"
             "commands:\n"
+            "  create URL --size N               make a new, empty volume\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  version                           print the version\n"
             "\n"
@@ -57,6 +70,25 @@ int main(int argc, char **argv)
     }
     if (strcmp(c, "store") == 0)
         return cmd_store(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const struct cli_cmd *cmd = &commands[i];
+        struct cli_opts o = {.store = {.retries = -1}};
+        int n;
+        if (strcmp(c, cmd->name) != 0)
+            continue;
+        if (cli_parse(cmd, argc - 1, argv + 1, &o, &n) < 0)
+            return EXIT_USAGE;
+        if (o.help) {
+            cli_usage("buoy", cmd, stdout);
+            return EXIT_OK;
+        }
+        if (n < cmd->min_args || (cmd->max_args >= 0 && n > cmd->max_args)) {
+            cli_error("%s: expected %s; see buoy %s --help", cmd->name, cmd->args, cmd->name);
+            return EXIT_USAGE;
+        }
+        cli_apply_logging(&o);
+        return cmd->run(&o, n, argv + 1);
+    }
     cli_error("unknown command '%s'; see buoy --help", c);
     return EXIT_USAGE;
 }

@@ -40,6 +40,11 @@ static const struct opt_def defs[] = {
     {"range", 0, OPT_STR, "FIRST-LAST", OFF(range), 0, 0,
      "bytes FIRST..LAST inclusive (LAST may be empty: to the end)"},
     {"force", 'f', OPT_FLAG, NULL, OFF(force), 0, 0, "do it even if it overwrites"},
+    {"size", 's', OPT_STR, "SIZE", OFF(size), 0, 0, "volume size in bytes, or with K, M, G, T"},
+    {"block-size", 0, OPT_STR, "SIZE", OFF(block_size), 0, 0,
+     "map granularity: 512 to 64K, a power of two (default 4K)"},
+    {"segment-size", 0, OPT_STR, "SIZE", OFF(segment_size), 0, 0,
+     "bytes of data per segment object (default 8M, at most 256M)"},
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 

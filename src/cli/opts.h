@@ -26,6 +26,9 @@ struct cli_opts {
     const char *if_match;
     const char *range;
     int force;
+    const char *size;         /* create: volume size, "16G" */
+    const char *block_size;   /* create */
+    const char *segment_size; /* create */
 };
 
 struct opt_def {

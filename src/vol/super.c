@@ -1,0 +1,213 @@
+/* super.c - encoding and checking the superblock.
+ *
+ * The superblock is text so an operator can read it with
+ * `buoy store get URL super`:
+ *
+ *     buoy-volume 1
+ *     uuid 6f1c0d2e-8a5b-4c1e-9f00-2b7d3c4e5f60
+ *     size 17179869184
+ *     block-size 4096
+ *     segment-size 8388608
+ *     compression none
+ *     created 2026-11-21T05:40:00Z
+ *     check 1a2b3c4d5e6f7081
+ *
+ * `check` is the XXH3-64, 16 lower-case hex digits, of every byte before
+ * the check line.  Parsing refuses a bad check, an unknown version, a
+ * missing or repeated field, and values outside the format's limits. */
+#include "super.h"
+#include "util/clock.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#define MAX_SEGMENT_SIZE (256u << 20)
+
+int super_validate(const struct vol_super *sb, char *err, size_t errlen)
+{
+    uint32_t bs = sb->block_size;
+    if (sb->version != SUPER_VERSION)
+        snprintf(err, errlen, "format version %d is not supported (this buoy reads %d)",
+                 sb->version, SUPER_VERSION);
+    else if (bs < 512 || bs > 65536 || (bs & (bs - 1)))
+        snprintf(err, errlen, "block size %u is not a power of two from 512 to 65536", bs);
+    else if (sb->size == 0 || sb->size % bs)
+        snprintf(err, errlen, "size %" PRIu64 " is not a positive multiple of the block size %u",
+                 sb->size, bs);
+    else if (sb->size / bs > UINT32_MAX * 1024ull)
+        snprintf(err, errlen, "size %" PRIu64 " is too large", sb->size);
+    else if (sb->segment_size < bs || sb->segment_size % bs || sb->segment_size > MAX_SEGMENT_SIZE)
+        snprintf(err, errlen,
+                 "segment size %u is not a multiple of the block size %u up to 256 MiB",
+                 sb->segment_size, bs);
+    else if (strcmp(sb->compression, "none") != 0)
+        snprintf(err, errlen, "compression '%s' is not supported", sb->compression);
+    else
+        return 0;
+    return -1;
+}
+
+void super_uuid_str(const uint8_t u[16], char out[37])
+{
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+             u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+             u[15]);
+}
+
+int super_uuid_parse(const char *s, uint8_t u[16])
+{
+    int n = 0;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return -1;
+            continue;
+        }
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        if (n % 2 == 0)
+            u[n / 2] = (uint8_t)(v << 4);
+        else
+            u[n / 2] |= (uint8_t)v;
+        n++;
+    }
+    return s[36] == '\0' ? 0 : -1;
+}
+
+void super_new_uuid(uint8_t u[16])
+{
+    if (getrandom(u, 16, 0) != 16) {
+        fprintf(stderr, "buoy: getrandom failed\n");
+        abort();
+    }
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+}
+
+void super_encode(const struct vol_super *sb, struct buf *out)
+{
+    char uuid[37], when[32];
+    struct tm tm;
+    time_t t = sb->created;
+    super_uuid_str(sb->uuid, uuid);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    size_t start = out->len;
+    buf_printf(out,
+               "buoy-volume %d\nuuid %s\nsize %" PRIu64 "\nblock-size %u\nsegment-size %u\n"
+               "compression %s\ncreated %s\n",
+               sb->version, uuid, sb->size, sb->block_size, sb->segment_size, sb->compression,
+               when);
+    buf_printf(out, "check %016llx\n",
+               (unsigned long long)XXH3_64bits(out->p + start, out->len - start));
+}
+
+static int parse_u64(const char *v, uint64_t *out)
+{
+    char *end;
+    if (!*v || *v == '-' || *v == '+')
+        return -1;
+    *out = strtoull(v, &end, 10);
+    return *end ? -1 : 0;
+}
+
+int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, size_t errlen)
+{
+    enum { F_UUID = 1, F_SIZE = 2, F_BS = 4, F_SEG = 8, F_COMP = 16, F_CREATED = 32 };
+    const char *check = NULL;
+    unsigned seen = 0;
+    memset(sb, 0, sizeof *sb);
+
+    if (len < 12 || memcmp(text, "buoy-volume ", 12) != 0) {
+        snprintf(err, errlen, "not a buoy superblock");
+        return -1;
+    }
+    /* find the check line: it must be the last line */
+    for (size_t i = 0; i + 6 < len; i++)
+        if ((i == 0 || text[i - 1] == '\n') && memcmp(text + i, "check ", 6) == 0) {
+            check = text + i;
+            break;
+        }
+    if (!check || len - (size_t)(check - text) != 6 + 16 + 1 || text[len - 1] != '\n') {
+        snprintf(err, errlen, "superblock has no check line at its end");
+        return -1;
+    }
+    char hex[17];
+    memcpy(hex, check + 6, 16);
+    hex[16] = '\0';
+    char want[17];
+    snprintf(want, sizeof want, "%016llx",
+             (unsigned long long)XXH3_64bits(text, (size_t)(check - text)));
+    if (strcmp(hex, want) != 0) {
+        snprintf(err, errlen, "superblock check mismatch (damaged or edited)");
+        return -1;
+    }
+    /* fields */
+    const char *p = text;
+    while (p < check) {
+        const char *nl = memchr(p, '\n', (size_t)(check - p));
+        char line[256];
+        size_t n = (size_t)(nl - p);
+        if (!nl || n >= sizeof line) {
+            snprintf(err, errlen, "superblock line too long");
+            return -1;
+        }
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = nl + 1;
+        char *sp = strchr(line, ' ');
+        if (!sp) {
+            snprintf(err, errlen, "superblock line '%s' has no value", line);
+            return -1;
+        }
+        *sp = '\0';
+        const char *k = line, *v = sp + 1;
+        uint64_t u = 0;
+        unsigned bit = 0;
+        int bad = 0;
+        if (strcmp(k, "buoy-volume") == 0) {
+            bad = parse_u64(v, &u) < 0 || u > 1000;
+            sb->version = (int)u;
+        } else if (strcmp(k, "uuid") == 0) {
+            bit = F_UUID;
+            bad = super_uuid_parse(v, sb->uuid) < 0;
+        } else if (strcmp(k, "size") == 0) {
+            bit = F_SIZE;
+            bad = parse_u64(v, &sb->size) < 0;
+        } else if (strcmp(k, "block-size") == 0) {
+            bit = F_BS;
+            bad = parse_u64(v, &u) < 0 || u > UINT32_MAX;
+            sb->block_size = (uint32_t)u;
+        } else if (strcmp(k, "segment-size") == 0) {
+            bit = F_SEG;
+            bad = parse_u64(v, &u) < 0 || u > UINT32_MAX;
+            sb->segment_size = (uint32_t)u;
+        } else if (strcmp(k, "compression") == 0) {
+            bit = F_COMP;
+            bad = strlen(v) >= sizeof sb->compression;
+            if (!bad)
+                strcpy(sb->compression, v);
+        } else if (strcmp(k, "created") == 0) {
+            bit = F_CREATED;
+            sb->created = clock_parse_iso8601(v);
+            bad = sb->created < 0;
+        } else
+            continue; /* unknown fields from a later minor change are ignored */
+        if (bad || (seen & bit)) {
+            snprintf(err, errlen, "superblock field '%s' %s", k, bad ? "has a bad value" : "repeats");
+            return -1;
+        }
+        seen |= bit;
+    }
+    if (seen != (F_UUID | F_SIZE | F_BS | F_SEG | F_COMP | F_CREATED)) {
+        snprintf(err, errlen, "superblock lacks a field");
+        return -1;
+    }
+    return super_validate(sb, err, errlen);
+}

@@ -1,0 +1,76 @@
+#!/bin/bash
+# t1000-vol-create.sh - "buoy create": a new volume is its superblock,
+# written once; creating over a volume is refused unless --force, which
+# removes the old volume's objects (and only those); bad input is a one-line
+# error.  On the directory store and on moto.
+. tests/lib/test-lib.sh
+
+dir=$(mk_tmpdir)
+
+test_expect_success 'create writes a readable superblock' '
+    "$BUOY" create "$dir/v1" --size 16G >"$dir/out" &&
+    grep -q "created volume .*: 16 GiB, block size 4096, segment size 8 MiB, uuid " "$dir/out" &&
+    "$BUOY" store get "$dir/v1" super "$dir/super" &&
+    grep -qx "buoy-volume 1" "$dir/super" &&
+    grep -qx "size 17179869184" "$dir/super" &&
+    grep -qx "block-size 4096" "$dir/super" &&
+    grep -q "^check [0-9a-f]\{16\}$" "$dir/super"
+'
+
+test_expect_success 'creating over a volume is refused and leaves it alone' '
+    test_expect_code 1 "$BUOY" create "$dir/v1" --size 1G 2>"$dir/err" &&
+    test "$(wc -l <"$dir/err")" -eq 1 &&
+    grep -q "a volume already exists at .* use --force" "$dir/err" &&
+    "$BUOY" store get "$dir/v1" super "$dir/super2" &&
+    cmp "$dir/super" "$dir/super2"
+'
+
+test_expect_success '--force replaces the volume and only the volume' '
+    printf x >"$dir/x" &&
+    "$BUOY" store put "$dir/v1" seg/00/0000000000000001.00000000 "$dir/x" >/dev/null &&
+    "$BUOY" store put "$dir/v1" ckpt/0000000000000001.00000000 "$dir/x" >/dev/null &&
+    "$BUOY" store put "$dir/v1" not-ours "$dir/x" >/dev/null &&
+    "$BUOY" create "$dir/v1" --size 1G --force >"$dir/out" &&
+    grep -q ": 1 GiB" "$dir/out" &&
+    "$BUOY" store ls "$dir/v1" >"$dir/ls" &&
+    printf "not-ours\nsuper\n" >"$dir/want" &&
+    cmp "$dir/want" "$dir/ls" &&
+    ! cmp -s "$dir/super" "$dir/v1/super"
+'
+
+test_expect_success 'custom block and segment sizes' '
+    "$BUOY" create "$dir/v2" --size 1G --block-size 512 --segment-size 32M >"$dir/out" &&
+    grep -q "block size 512, segment size 32 MiB" "$dir/out"
+'
+
+test_expect_success 'bad sizes are one-line usage errors and create nothing' '
+    test_expect_code 2 "$BUOY" create "$dir/v3" --size lots 2>"$dir/err" &&
+    grep -q "is not a size" "$dir/err" &&
+    test_expect_code 2 "$BUOY" create "$dir/v3" --size 1000 2>"$dir/err" &&
+    grep -q "not a positive multiple of the block size" "$dir/err" &&
+    test_expect_code 2 "$BUOY" create "$dir/v3" --size 1G --block-size 3000 2>"$dir/err" &&
+    grep -q "power of two" "$dir/err" &&
+    test_expect_code 2 "$BUOY" create "$dir/v3" 2>"$dir/err" &&
+    grep -q "size is required" "$dir/err" &&
+    test ! -e "$dir/v3/super"
+'
+
+start_moto
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+test_expect_success 'create on S3 (moto), and refused twice' '
+    make_bucket "$MOTO_URL" vols &&
+    "$BUOY" create --endpoint "$MOTO_URL" s3://vols/a --size 2G >"$dir/out" &&
+    "$BUOY" store ls --endpoint "$MOTO_URL" s3://vols >"$dir/ls" &&
+    test "$(cat "$dir/ls")" = "a/super" &&
+    test_expect_code 1 "$BUOY" create --endpoint "$MOTO_URL" s3://vols/a --size 2G 2>"$dir/err" &&
+    grep -q "already exists" "$dir/err"
+'
+
+test_expect_success 'a missing bucket is a one-line error' '
+    test_expect_code 1 "$BUOY" create --endpoint "$MOTO_URL" s3://no-such-bucket/a --size 1G \
+        2>"$dir/err" &&
+    test "$(wc -l <"$dir/err")" -eq 1 &&
+    grep -q "bucket .no-such-bucket. does not exist" "$dir/err"
+'
+
+test_done
