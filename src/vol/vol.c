@@ -1,0 +1,838 @@
+/* vol.c - the volume engine, first cut: one lock, synchronous uploads.
+ *
+ * State (all under v->lock):
+ *   segs[]   every segment the map may point into, by index: the map stores
+ *            this index, never the seq; an index is never reused.
+ *   b, b_idx the open segment (a seg builder) and its index; its blocks are
+ *            read from memory until it is sealed and uploaded.
+ *   j        the open segment's journal: every write is appended to it.
+ *   map      lba -> (segment index, block); live counts per segment are kept
+ *            exact through the map's drop callback.
+ *
+ * Rules (docs/FORMAT.md has the format's; these are the engine's):
+ *  1. A write is appended to the builder and the journal before the map
+ *     points at it; a read after a write sees it.
+ *  2. A segment is sealed and uploaded (If-None-Match) before its journal is
+ *     removed; a journal is never removed while its data is only local.
+ *  3. A checkpoint is written only when no segment is open, so it covers
+ *     exactly the segments up to next_seq - 1, all durable.
+ *  4. A failed upload, journal write or checkpoint puts the volume in a
+ *     sticky error state: every later write and flush returns -EIO.  The
+ *     journal keeps the data for the next open.
+ *  5. Recovery replays journal S into segment S itself (a journal holds one
+ *     segment's writes), and only when S is the next seq after the gap-free
+ *     run in the store: a journal after a gap is kept, not applied.
+ */
+#include "vol.h"
+#include "ckpt.h"
+#include "journal.h"
+#include "map.h"
+#include "seg.h"
+#include "super.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CACHED_HEADERS 256
+
+struct vseg {
+    uint64_t seq;
+    uint32_t epoch;
+    uint32_t header_len;
+    uint32_t ndata;
+    uint32_t live;
+    struct seg_hdr *hdr; /* cached, NULL when not loaded */
+};
+
+struct vol {
+    pthread_mutex_t lock;
+    struct store *st;
+    struct vol_super sb;
+    uint32_t bs;
+    uint64_t nblocks;
+    uint32_t seg_blocks;
+    uint32_t epoch;
+    struct map *map;
+    struct vseg *segs;
+    uint32_t nsegs, cap;
+    uint64_t next_seq;
+    struct seg_builder *b;
+    uint32_t b_idx;
+    struct journal *j;
+    int replaying; /* builders made during recovery have no journal */
+    char *jdir;
+    uint8_t writer_id[16];
+    int durability_local;
+    uint32_t ckpt_every, since_ckpt;
+    uint32_t cached_hdrs, clock_hand;
+    char failed[512];
+    struct vol_stats stats;
+};
+
+/* ---- errors ---- */
+
+__attribute__((format(printf, 2, 3))) static int fail(struct vol *v, const char *fmt, ...)
+{
+    if (!v->failed[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(v->failed, sizeof v->failed, fmt, ap);
+        va_end(ap);
+        log_error("%s; the volume stops accepting writes (data stays in the journal)",
+                  v->failed);
+    }
+    return -EIO;
+}
+
+/* ---- segments table ---- */
+
+static uint32_t add_seg(struct vol *v, uint64_t seq, uint32_t epoch)
+{
+    if (v->nsegs == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 64;
+        v->segs = xrealloc(v->segs, v->cap * sizeof *v->segs);
+    }
+    v->segs[v->nsegs] = (struct vseg){.seq = seq, .epoch = epoch};
+    return v->nsegs++;
+}
+
+static void on_drop(void *arg, uint32_t seg, uint32_t nblocks)
+{
+    struct vol *v = arg;
+    v->segs[seg].live -= nblocks;
+}
+
+static void cache_hdr(struct vol *v, uint32_t idx, struct seg_hdr *h)
+{
+    /* bounded: evict round-robin once MAX_CACHED_HEADERS are held */
+    while (v->cached_hdrs >= MAX_CACHED_HEADERS) {
+        struct vseg *s = &v->segs[v->clock_hand++ % v->nsegs];
+        if (s->hdr) {
+            seg_hdr_free(s->hdr);
+            free(s->hdr);
+            s->hdr = NULL;
+            v->cached_hdrs--;
+        }
+    }
+    v->segs[idx].hdr = h;
+    v->cached_hdrs++;
+}
+
+/* Reads and checks segment idx's header from the store. */
+static struct seg_hdr *fetch_hdr(struct vol *v, uint32_t idx, char *err, size_t errlen)
+{
+    struct vseg *s = &v->segs[idx];
+    char key[SEG_KEY_SIZE];
+    struct buf b = {0};
+    uint32_t hlen = 0;
+    seg_key(s->seq, s->epoch, key);
+    if (store_get(v->st, key, 0, SEG_FIXED_LEN, &b, NULL, err, errlen))
+        goto fail;
+    if (seg_peek(b.p, b.len, &hlen, err, errlen) != 0)
+        goto fail;
+    if (hlen > b.len && store_get(v->st, key, 0, hlen, &b, NULL, err, errlen))
+        goto fail;
+    struct seg_hdr *h = xcalloc(1, sizeof *h);
+    if (seg_parse_header(b.p, b.len, h, err, errlen) != 0 ||
+        seg_check_identity(h, v->sb.uuid, s->seq, s->epoch, v->bs, err, errlen) != 0) {
+        free(h);
+        goto fail;
+    }
+    buf_free(&b);
+    return h;
+fail:
+    buf_free(&b);
+    return NULL;
+}
+
+static struct seg_hdr *get_hdr(struct vol *v, uint32_t idx, char *err, size_t errlen)
+{
+    if (v->segs[idx].hdr)
+        return v->segs[idx].hdr;
+    struct seg_hdr *h = fetch_hdr(v, idx, err, errlen);
+    if (h)
+        cache_hdr(v, idx, h);
+    return h;
+}
+
+/* ---- the open segment ---- */
+
+static int open_builder(struct vol *v)
+{
+    char err[512];
+    if (v->b)
+        return 0;
+    v->b = seg_builder_new(v->sb.uuid, v->next_seq, v->epoch, v->bs, v->seg_blocks);
+    if (!v->b)
+        return fail(v, "cannot start segment %" PRIu64, v->next_seq);
+    v->b_idx = add_seg(v, v->next_seq, v->epoch);
+    if (!v->replaying &&
+        journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs, &v->j,
+                       err, sizeof err) < 0)
+        return fail(v, "journal: %s", err);
+    v->next_seq++;
+    return 0;
+}
+
+static int write_checkpoint(struct vol *v);
+
+/* Rule 2: upload the open segment, then drop its journal. */
+static int seal(struct vol *v)
+{
+    char key[SEG_KEY_SIZE], err[STORE_ERRMSG_MAX];
+    if (!v->b)
+        return 0;
+    if (v->failed[0])
+        return -EIO;
+    struct vseg *s = &v->segs[v->b_idx];
+    size_t len;
+    const void *obj = seg_seal(v->b, (int64_t)time(NULL), &len);
+    seg_key(s->seq, s->epoch, key);
+
+    struct store_req r = {.op = STORE_PUT, .key = key, .data = obj, .size = len,
+                          .cond = STORE_IF_NONE_MATCH};
+    store_submit(v->st, &r);
+    store_wait(v->st, &r);
+    int applied = r.err == STORE_OK;
+    if (r.err == STORE_EPRECOND && r.maybe_applied) {
+        /* our own earlier attempt may be what is there: compare */
+        struct buf got = {0};
+        applied = store_get(v->st, key, 0, 0, &got, NULL, err, sizeof err) == STORE_OK &&
+                  got.len == len && memcmp(got.p, obj, len) == 0;
+        buf_free(&got);
+    }
+    if (!applied) {
+        int rc = fail(v, "upload of segment %" PRIu64 " failed: %s", s->seq,
+                      r.err == STORE_EPRECOND ? "another writer made a segment with this seq"
+                                              : r.errmsg);
+        store_req_free(&r);
+        if (v->j)
+            journal_sync(v->j); /* keep what we have for the next open */
+        return rc;
+    }
+    store_req_free(&r);
+
+    struct seg_hdr *h = xcalloc(1, sizeof *h);
+    if (seg_parse_header(obj, len, h, err, sizeof err) != 0) {
+        free(h);
+        return fail(v, "segment %" PRIu64 " we just sealed does not parse: %s", s->seq, err);
+    }
+    s->header_len = h->header_len;
+    s->ndata = h->ndata_blocks;
+    cache_hdr(v, v->b_idx, h);
+    v->stats.segments_uploaded++;
+    v->stats.bytes_uploaded += len;
+    seg_builder_free(v->b);
+    v->b = NULL;
+    if (v->j) {
+        journal_close(v->j);
+        v->j = NULL;
+        if (journal_remove(v->jdir, s->seq, err, sizeof err) < 0)
+            log_warn("journal of segment %" PRIu64 ": %s", s->seq, err);
+    }
+    if (++v->since_ckpt >= v->ckpt_every && !v->replaying)
+        return write_checkpoint(v);
+    return 0;
+}
+
+/* ---- writing ---- */
+
+static int write_blocks(struct vol *v, uint64_t lba, uint64_t n, const char *data)
+{
+    while (n) {
+        int rc = open_builder(v);
+        if (rc)
+            return rc;
+        uint32_t room = seg_room(v->b);
+        uint32_t k = n < room ? (uint32_t)n : room;
+        int64_t first = k ? seg_add_data(v->b, lba, k, data) : -1;
+        if (first < 0) { /* no room for data or extents: next segment */
+            if (seg_extent_count(v->b) == 0)
+                return fail(v, "segment %" PRIu64 " refuses a write", v->segs[v->b_idx].seq);
+            if ((rc = seal(v)))
+                return rc;
+            continue;
+        }
+        if (v->j && journal_append_data(v->j, lba, k, data) < 0)
+            return fail(v, "journal: %s", journal_errmsg(v->j));
+        map_set(v->map, lba, k, v->b_idx, (uint32_t)first);
+        v->segs[v->b_idx].live += k;
+        lba += k;
+        n -= k;
+        data += (size_t)k * v->bs;
+        if (seg_full(v->b) && (rc = seal(v)))
+            return rc;
+    }
+    return 0;
+}
+
+static int zero_blocks(struct vol *v, uint64_t lba, uint64_t n)
+{
+    while (n) {
+        int rc = open_builder(v);
+        if (rc)
+            return rc;
+        uint32_t k = n > (1u << 30) ? (1u << 30) : (uint32_t)n;
+        if (seg_add_zero(v->b, lba, k) < 0) {
+            if (seg_extent_count(v->b) == 0)
+                return fail(v, "segment %" PRIu64 " refuses a trim", v->segs[v->b_idx].seq);
+            if ((rc = seal(v)))
+                return rc;
+            continue;
+        }
+        if (v->j && journal_append_zero(v->j, lba, k) < 0)
+            return fail(v, "journal: %s", journal_errmsg(v->j));
+        map_unset(v->map, lba, k);
+        lba += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* ---- reading ---- */
+
+struct read_ctx {
+    struct vol *v;
+    uint64_t lba0;
+    char *out;
+    int rc;
+};
+
+static int read_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_t block,
+                      int mapped)
+{
+    struct read_ctx *c = arg;
+    struct vol *v = c->v;
+    char *dst = c->out + (lba - c->lba0) * v->bs;
+    char err[STORE_ERRMSG_MAX];
+
+    if (!mapped) {
+        memset(dst, 0, n * v->bs);
+        return 0;
+    }
+    if (v->b && seg == v->b_idx) {
+        for (uint64_t i = 0; i < n; i++)
+            memcpy(dst + i * v->bs, seg_block(v->b, block + (uint32_t)i), v->bs);
+        return 0;
+    }
+    struct seg_hdr *h = get_hdr(v, seg, err, sizeof err);
+    if (!h) {
+        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", lba, n, err);
+        return c->rc = -EIO;
+    }
+    char key[SEG_KEY_SIZE];
+    struct buf b = {0};
+    seg_key(v->segs[seg].seq, v->segs[seg].epoch, key);
+    if (store_get(v->st, key, seg_block_offset(h, block), n * v->bs, &b, NULL, err, sizeof err)) {
+        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", lba, n, err);
+        buf_free(&b);
+        return c->rc = -EIO;
+    }
+    if (b.len != n * v->bs) {
+        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": segment %" PRIu64
+                  " returned %zu bytes, not %" PRIu64,
+                  lba, n, v->segs[seg].seq, b.len, n * v->bs);
+        buf_free(&b);
+        return c->rc = -EIO;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (seg_verify_block(h, block + (uint32_t)i, b.p + i * v->bs, err, sizeof err)) {
+            log_error("read of block %" PRIu64 ": %s", lba + i, err);
+            buf_free(&b);
+            return c->rc = -EIO;
+        }
+    memcpy(dst, b.p, n * v->bs);
+    v->stats.bytes_read += n * v->bs;
+    buf_free(&b);
+    return 0;
+}
+
+static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
+{
+    struct read_ctx c = {.v = v, .lba0 = lba, .out = out};
+    int rc = map_lookup(v->map, lba, n, read_piece, &c);
+    return c.rc ? c.rc : rc < 0 ? -EIO : 0;
+}
+
+static int in_range(const struct vol *v, uint64_t off, uint64_t len)
+{
+    return off <= v->sb.size && len <= v->sb.size - off;
+}
+
+int vol_read(struct vol *v, void *buf, uint64_t off, size_t len)
+{
+    if (!in_range(v, off, len))
+        return -EINVAL;
+    if (!len)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    uint64_t first = off / v->bs, last = (off + len - 1) / v->bs, n = last - first + 1;
+    int rc;
+    if (off % v->bs == 0 && len % v->bs == 0)
+        rc = read_blocks(v, first, n, buf);
+    else {
+        char *tmp = xmalloc(n * v->bs);
+        rc = read_blocks(v, first, n, tmp);
+        if (!rc)
+            memcpy(buf, tmp + (off - first * v->bs), len);
+        free(tmp);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+static int flush_locked(struct vol *v)
+{
+    if (v->failed[0])
+        return -EIO;
+    if (v->durability_local) {
+        if (v->j && journal_sync(v->j) < 0)
+            return fail(v, "journal: %s", journal_errmsg(v->j));
+        return 0;
+    }
+    return seal(v);
+}
+
+int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
+{
+    if (!in_range(v, off, len))
+        return -EINVAL;
+    if (!len)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    int rc = v->failed[0] ? -EIO : 0;
+    uint64_t first = off / v->bs, last = (off + len - 1) / v->bs, n = last - first + 1;
+    if (!rc && off % v->bs == 0 && len % v->bs == 0)
+        rc = write_blocks(v, first, n, buf);
+    else if (!rc) {
+        /* read-modify-write of the partial blocks at the edges */
+        char *tmp = xmalloc(n * v->bs);
+        if (off % v->bs)
+            rc = read_blocks(v, first, 1, tmp);
+        if (!rc && (off + len) % v->bs && (n > 1 || off % v->bs == 0))
+            rc = read_blocks(v, last, 1, tmp + (n - 1) * v->bs);
+        if (!rc) {
+            memcpy(tmp + (off - first * v->bs), buf, len);
+            rc = write_blocks(v, first, n, tmp);
+        }
+        free(tmp);
+    }
+    if (!rc)
+        v->stats.bytes_written += len;
+    if (!rc && fua)
+        rc = flush_locked(v);
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+int vol_trim(struct vol *v, uint64_t off, uint64_t len)
+{
+    if (!in_range(v, off, len))
+        return -EINVAL;
+    if (!len)
+        return 0;
+    uint64_t a = (off + v->bs - 1) / v->bs, z = (off + len) / v->bs; /* whole blocks [a, z) */
+    int rc = 0;
+    if (a >= z) { /* inside one block: write zeros */
+        char *zero = xcalloc(1, len);
+        rc = vol_write(v, zero, off, len, 0);
+        free(zero);
+        return rc;
+    }
+    if (off % v->bs) {
+        size_t head = (size_t)(a * v->bs - off);
+        char *zero = xcalloc(1, head);
+        rc = vol_write(v, zero, off, head, 0);
+        free(zero);
+    }
+    if (!rc && (off + len) % v->bs) {
+        size_t tail = (size_t)((off + len) - z * v->bs);
+        char *zero = xcalloc(1, tail);
+        rc = vol_write(v, zero, z * v->bs, tail, 0);
+        free(zero);
+    }
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&v->lock);
+    rc = v->failed[0] ? -EIO : zero_blocks(v, a, z - a);
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+int vol_flush(struct vol *v)
+{
+    pthread_mutex_lock(&v->lock);
+    int rc = flush_locked(v);
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+/* ---- checkpoints ---- */
+
+/* Deletes all but the newest two checkpoints (FORMAT rule 6). */
+static void prune_checkpoints(struct vol *v)
+{
+    struct store_obj *list;
+    size_t n;
+    char err[STORE_ERRMSG_MAX];
+    if (store_list(v->st, "ckpt/", &list, &n, err, sizeof err))
+        return;
+    for (size_t i = 0; i + 2 < n; i++) /* sorted by key = by seq */
+        if (store_delete(v->st, list[i].key, STORE_COND_NONE, NULL, err, sizeof err))
+            log_warn("%s", err);
+    store_list_free(list, n);
+}
+
+static int write_checkpoint(struct vol *v)
+{
+    char key[CKPT_KEY_SIZE], err[STORE_ERRMSG_MAX];
+    uint64_t seq = v->next_seq - 1;
+    if (v->b) /* rule 3 */
+        return 0;
+    uint32_t *remap = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *remap);
+    struct ckpt_seg *cs = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *cs);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        if (v->segs[i].live) {
+            remap[i] = k;
+            cs[k++] = (struct ckpt_seg){v->segs[i].seq, v->segs[i].epoch, v->segs[i].header_len,
+                                        v->segs[i].live, v->segs[i].ndata};
+        }
+    struct buf out = {0};
+    struct ckpt_enc *e = ckpt_enc_new(&out, v->sb.uuid, seq, v->epoch, cs, k);
+    struct map_iter it;
+    struct map_extent x;
+    map_iter_start(v->map, &it);
+    while (map_iter_next(&it, &x)) {
+        struct ckpt_extent ce = {x.lba, x.nblocks, remap[x.seg], x.block};
+        ckpt_enc_add(e, &ce);
+    }
+    int rc = ckpt_enc_finish(e, err, sizeof err);
+    free(remap);
+    free(cs);
+    if (rc) {
+        buf_free(&out);
+        return fail(v, "checkpoint %" PRIu64 " does not encode: %s", seq, err);
+    }
+    ckpt_key(seq, v->epoch, key);
+    enum store_err se = store_put(v->st, key, out.p, out.len, STORE_COND_NONE, NULL, NULL, err,
+                                  sizeof err);
+    buf_free(&out);
+    if (se)
+        return fail(v, "checkpoint: %s", err);
+    v->stats.checkpoints++;
+    v->since_ckpt = 0;
+    prune_checkpoints(v);
+    return 0;
+}
+
+/* ---- recovery ---- */
+
+static int load_checkpoint(struct vol *v, char *err, size_t errlen)
+{
+    struct store_obj *list;
+    size_t n;
+    if (store_list(v->st, "ckpt/", &list, &n, err, errlen))
+        return -1;
+    int rc = 0;
+    for (size_t i = n; i-- > 0;) { /* newest first; fall back to older ones */
+        uint64_t seq;
+        uint32_t epoch;
+        struct buf b = {0};
+        struct ckpt ck;
+        char why[256];
+        if (ckpt_key_parse(list[i].key, &seq, &epoch) < 0)
+            continue;
+        if (store_get(v->st, list[i].key, 0, 0, &b, NULL, err, errlen)) {
+            rc = -1;
+            buf_free(&b);
+            break;
+        }
+        if (ckpt_decode(b.p, b.len, &ck, why, sizeof why) < 0 ||
+            memcmp(ck.uuid, v->sb.uuid, 16) != 0) {
+            log_warn("checkpoint %s is unusable (%s); trying an older one", list[i].key,
+                     memcmp(ck.uuid, v->sb.uuid, 16) ? "another volume's" : why);
+            buf_free(&b);
+            continue;
+        }
+        for (uint32_t s = 0; s < ck.nsegs; s++) {
+            struct ckpt_seg cs = ckpt_seg_at(&ck, s);
+            uint32_t idx = add_seg(v, cs.seq, cs.epoch);
+            v->segs[idx].header_len = cs.header_len;
+            v->segs[idx].ndata = cs.ndata_blocks;
+            v->segs[idx].live = cs.live_blocks;
+        }
+        struct map_extent *ext = xmalloc((ck.nextents ? ck.nextents : 1) * sizeof *ext);
+        for (uint64_t e = 0; e < ck.nextents; e++) {
+            struct ckpt_extent ce = ckpt_extent_at(&ck, e);
+            ext[e] = (struct map_extent){ce.lba, ce.nblocks, ce.seg, ce.first};
+        }
+        int lrc = ck.nextents && ext[ck.nextents - 1].lba + ext[ck.nextents - 1].nblocks >
+                                     v->nblocks
+                      ? -1
+                      : map_load(v->map, ext, ck.nextents, why, sizeof why);
+        free(ext);
+        buf_free(&b);
+        if (lrc < 0) {
+            snprintf(err, errlen, "checkpoint %s does not fit the volume: %s", list[i].key, why);
+            rc = -1;
+            break;
+        }
+        v->next_seq = ck.seq + 1;
+        break;
+    }
+    store_list_free(list, n);
+    return rc;
+}
+
+/* Applies segments next_seq, next_seq+1, ... while they exist. */
+static int scan_segments(struct vol *v, char *err, size_t errlen)
+{
+    for (;;) {
+        char prefix[SEG_KEY_PREFIX_SIZE];
+        struct store_obj *list;
+        size_t n;
+        seg_key_prefix(v->next_seq, prefix);
+        if (store_list(v->st, prefix, &list, &n, err, errlen))
+            return -1;
+        uint64_t seq;
+        uint32_t epoch = 0;
+        int found = 0;
+        for (size_t i = 0; i < n; i++)
+            if (seg_key_parse(list[i].key, &seq, &epoch) == 0 && seq == v->next_seq &&
+                epoch <= v->epoch)
+                found = 1;
+        store_list_free(list, n);
+        if (!found)
+            return 0;
+        uint32_t idx = add_seg(v, v->next_seq, epoch);
+        struct seg_hdr *h = fetch_hdr(v, idx, err, errlen);
+        if (!h)
+            return -1;
+        v->segs[idx].header_len = h->header_len;
+        v->segs[idx].ndata = h->ndata_blocks;
+        for (uint32_t e = 0; e < h->nextents; e++) {
+            const struct seg_extent *x = &h->ext[e];
+            if (x->lba + x->nblocks > v->nblocks) {
+                snprintf(err, errlen, "segment %" PRIu64 " writes past the end of the volume",
+                         v->next_seq);
+                seg_hdr_free(h);
+                free(h);
+                return -1;
+            }
+            if (x->kind == SEG_DATA) {
+                map_set(v->map, x->lba, x->nblocks, idx, x->first);
+                v->segs[idx].live += x->nblocks;
+            } else
+                map_unset(v->map, x->lba, x->nblocks);
+        }
+        cache_hdr(v, idx, h);
+        v->next_seq++;
+        v->since_ckpt++;
+    }
+}
+
+static int replay_record(void *arg, enum journal_kind kind, uint64_t lba, uint32_t nblocks,
+                         const void *data)
+{
+    struct vol *v = arg;
+    if (lba + nblocks > v->nblocks || lba + nblocks < lba)
+        return -1;
+    v->stats.journal_records_replayed++;
+    return kind == JOURNAL_DATA ? write_blocks(v, lba, nblocks, data)
+                                : zero_blocks(v, lba, nblocks);
+}
+
+/* Rule 5: journals of segments not in the store become those segments. */
+static int replay_journals(struct vol *v, char *err, size_t errlen)
+{
+    uint64_t *seqs;
+    size_t n;
+    if (journal_list(v->jdir, &seqs, &n, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t s = seqs[i];
+        char why[256];
+        if (s < v->next_seq) { /* uploaded before the crash */
+            journal_remove(v->jdir, s, why, sizeof why);
+            continue;
+        }
+        if (s > v->next_seq) {
+            log_warn("journal of segment %" PRIu64 " follows a missing segment %" PRIu64
+                     "; kept in %s, not applied",
+                     s, v->next_seq, v->jdir);
+            continue;
+        }
+        struct journal_info info;
+        v->replaying = 1;
+        enum journal_status js =
+            journal_replay(v->jdir, s, v->sb.uuid, replay_record, v, &info, why, sizeof why);
+        if (js == JOURNAL_OK) {
+            if (seal(v) < 0) {
+                snprintf(err, errlen, "%s", v->failed);
+                rc = -1;
+            } else if (journal_remove(v->jdir, s, why, sizeof why) < 0)
+                log_warn("journal %" PRIu64 ": %s", s, why);
+            if (info.torn)
+                log_info("journal %" PRIu64 ": a torn tail after %" PRIu64 " records (%s)", s,
+                         info.nrecords, info.stop);
+        } else if (js == JOURNAL_EFOREIGN || js == JOURNAL_EBADHDR) {
+            log_warn("journal %" PRIu64 " in %s is not this volume's: %s; left alone", s,
+                     v->jdir, why);
+        } else {
+            snprintf(err, errlen, "journal %" PRIu64 ": %s", s, v->failed[0] ? v->failed : why);
+            rc = -1;
+        }
+        v->replaying = 0;
+    }
+    free(seqs);
+    return rc;
+}
+
+/* ---- open and close ---- */
+
+static int mkdirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void free_vol(struct vol *v)
+{
+    if (v->b)
+        seg_builder_free(v->b);
+    if (v->j)
+        journal_close(v->j);
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        if (v->segs[i].hdr) {
+            seg_hdr_free(v->segs[i].hdr);
+            free(v->segs[i].hdr);
+        }
+    free(v->segs);
+    if (v->map)
+        map_free(v->map);
+    if (v->st)
+        store_close(v->st);
+    free(v->jdir);
+    pthread_mutex_destroy(&v->lock);
+    free(v);
+}
+
+struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_t errlen)
+{
+    struct vol *v = xcalloc(1, sizeof *v);
+    struct buf sbuf = {0};
+    char why[STORE_ERRMSG_MAX];
+    pthread_mutex_init(&v->lock, NULL);
+
+    if (!o->cache_dir) {
+        snprintf(err, errlen, "no cache directory given");
+        goto fail;
+    }
+    v->st = store_open(url, &o->store, err, errlen);
+    if (!v->st)
+        goto fail;
+    enum store_err e = store_get(v->st, SUPER_KEY, 0, 0, &sbuf, NULL, why, sizeof why);
+    if (e == STORE_ENOTFOUND) {
+        snprintf(err, errlen, "no volume at %s; make one with buoy create", url);
+        goto fail;
+    }
+    if (e) {
+        snprintf(err, errlen, "%s", why);
+        goto fail;
+    }
+    if (super_parse(sbuf.p, sbuf.len, &v->sb, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s/%s: %s", url, SUPER_KEY, why);
+        goto fail;
+    }
+    v->bs = v->sb.block_size;
+    v->nblocks = v->sb.size / v->bs;
+    v->seg_blocks = v->sb.segment_size / v->bs;
+    v->durability_local = o->durability_local;
+    v->ckpt_every = o->checkpoint_every > 0 ? (uint32_t)o->checkpoint_every : 64;
+    v->next_seq = 1;
+    v->map = map_create(on_drop, v);
+    if (getrandom(v->writer_id, sizeof v->writer_id, 0) != (ssize_t)sizeof v->writer_id)
+        memset(v->writer_id, 0x5a, sizeof v->writer_id);
+    char uuid[37];
+    super_uuid_str(v->sb.uuid, uuid);
+    v->jdir = xasprintf("%s/%s/journal", o->cache_dir, uuid);
+    if (mkdirs(v->jdir) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", v->jdir, strerror(errno));
+        goto fail;
+    }
+    if (load_checkpoint(v, err, errlen) < 0 || scan_segments(v, err, errlen) < 0 ||
+        replay_journals(v, err, errlen) < 0)
+        goto fail;
+    if (v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
+        snprintf(err, errlen, "%s", v->failed);
+        goto fail;
+    }
+    buf_free(&sbuf);
+    return v;
+fail:
+    buf_free(&sbuf);
+    free_vol(v);
+    return NULL;
+}
+
+int vol_close(struct vol *v)
+{
+    pthread_mutex_lock(&v->lock);
+    int rc = v->failed[0] ? -EIO : seal(v);
+    if (!rc && v->since_ckpt)
+        rc = write_checkpoint(v);
+    pthread_mutex_unlock(&v->lock);
+    free_vol(v);
+    return rc;
+}
+
+void vol_abandon(struct vol *v)
+{
+    free_vol(v);
+}
+
+uint64_t vol_size(const struct vol *v)
+{
+    return v->sb.size;
+}
+
+uint32_t vol_block_size(const struct vol *v)
+{
+    return v->bs;
+}
+
+const char *vol_error(const struct vol *v)
+{
+    return v->failed;
+}
+
+void vol_get_stats(struct vol *v, struct vol_stats *out)
+{
+    pthread_mutex_lock(&v->lock);
+    *out = v->stats;
+    store_get_stats(v->st, &out->store);
+    out->extents = map_count(v->map);
+    out->map_bytes = map_mem_bytes(v->map);
+    pthread_mutex_unlock(&v->lock);
+}

@@ -1,0 +1,57 @@
+/* vol.h - the volume engine: a block device on an object store.
+ *
+ * This is the first cut of the engine described in docs/ENGINE.md: every
+ * call runs under one lock on the caller's thread and segment uploads are
+ * synchronous.  The format and its rules (docs/FORMAT.md) are already the
+ * final ones; concurrency, the read cache and read-ahead come next. */
+#ifndef BUOY_VOL_H
+#define BUOY_VOL_H
+
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vol_opts {
+    struct store_opts store;
+    const char *cache_dir; /* local journal lives in CACHE_DIR/journal; required */
+    int durability_local;  /* flush = journal fdatasync, not upload */
+    int checkpoint_every;  /* segments between checkpoints; 0 = 64 */
+};
+
+struct vol_stats {
+    struct store_stats store;
+    uint64_t bytes_written; /* by the user */
+    uint64_t bytes_read;
+    uint64_t segments_uploaded;
+    uint64_t bytes_uploaded; /* segment objects, headers included */
+    uint64_t extents;        /* in the map */
+    uint64_t map_bytes;
+    uint64_t checkpoints;
+    uint64_t journal_records_replayed;
+};
+
+struct vol;
+
+/* Opens an existing volume (buoy create makes one) and recovers it: newest
+ * checkpoint, segments after it, then this cache dir's journal. */
+struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_t errlen);
+/* Byte offsets and lengths, unaligned allowed.  0, or -errno (-EIO with the
+ * reason logged; -EINVAL beyond the end). */
+int vol_read(struct vol *v, void *buf, uint64_t off, size_t len);
+int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua);
+/* Unmaps: the range reads as zeros.  Partial blocks at the edges are zeroed. */
+int vol_trim(struct vol *v, uint64_t off, uint64_t len);
+int vol_flush(struct vol *v);
+/* Flushes, writes a checkpoint, removes the journal, frees v.  Returns the
+ * flush's or checkpoint's error; v is freed either way. */
+int vol_close(struct vol *v);
+/* For crash tests: frees v without flushing anything, as a kill would. */
+void vol_abandon(struct vol *v);
+uint64_t vol_size(const struct vol *v);
+uint32_t vol_block_size(const struct vol *v);
+void vol_get_stats(struct vol *v, struct vol_stats *out);
+/* The reason for the sticky error state, "" when there is none. */
+const char *vol_error(const struct vol *v);
+
+#endif
