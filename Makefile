@@ -5,6 +5,7 @@
 #   make check      install deps, build with ASan+UBSan, run every test with prove
 #   make unit       only the C unit tests (ASan build)
 #   make test T=tests/t0100-store-dir.sh   one test, verbose
+#   make stress     thousands of kill -9 / crash-point trials of the volume writer
 #   make format     clang-format every source file
 
 CC      ?= cc
@@ -48,7 +49,7 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tools/%)
 
-.PHONY: all asan deps demo check unit test format clean
+.PHONY: all asan deps demo check unit test stress format clean
 all: $(OUT)/buoy $(OUT)/libbuoy.a $(UNIT_BINS) $(TOOL_BINS)
 
 $(OUT)/%.o: %.c
@@ -98,6 +99,11 @@ unit:
 test:
 	$(MAKE) MODE=asan all
 	BUOY_OUT=build-asan prove -v $(T)
+
+# Thousands of crash trials of the volume writer (make check runs 250).
+stress:
+	$(MAKE) MODE=asan all
+	TRIALS=$${TRIALS:-2000} prove -v build-asan/tests/test_vol_crash
 
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(wildcard src/*/*.h tests/unit/*.h)
