@@ -596,26 +596,57 @@ static int load_checkpoint(struct vol *v, char *err, size_t errlen)
     return rc;
 }
 
+/* Does segment seq exist (under an epoch we accept)?  1 yes, 0 no, -1 error. */
+static int find_segment(struct vol *v, uint64_t seq, uint32_t *epoch, char *err, size_t errlen)
+{
+    char prefix[SEG_KEY_PREFIX_SIZE];
+    struct store_obj *list;
+    size_t n;
+    int found = 0;
+    seg_key_prefix(seq, prefix);
+    if (store_list(v->st, prefix, &list, &n, err, errlen))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s;
+        uint32_t e;
+        if (seg_key_parse(list[i].key, &s, &e) == 0 && s == seq && e <= v->epoch) {
+            *epoch = e;
+            found = 1;
+        }
+    }
+    store_list_free(list, n);
+    return found;
+}
+
+/* The run of segments ended at next_seq: if any of the next few exist, a
+ * segment is missing in the middle.  They cannot be applied (prefix
+ * consistency); say so loudly. */
+static void report_gap(struct vol *v)
+{
+    char err[STORE_ERRMSG_MAX];
+    uint32_t epoch;
+    for (uint64_t s = v->next_seq + 1; s <= v->next_seq + 8; s++)
+        if (find_segment(v, s, &epoch, err, sizeof err) == 1)
+            v->stats.segments_ignored++;
+    if (v->stats.segments_ignored)
+        log_error("segment %" PRIu64 " is missing from the store but later ones exist; the "
+                  "volume is recovered to its state before segment %" PRIu64
+                  " and %" PRIu64 " later segments are ignored",
+                  v->next_seq, v->next_seq, v->stats.segments_ignored);
+}
+
 /* Applies segments next_seq, next_seq+1, ... while they exist. */
 static int scan_segments(struct vol *v, char *err, size_t errlen)
 {
     for (;;) {
-        char prefix[SEG_KEY_PREFIX_SIZE];
-        struct store_obj *list;
-        size_t n;
-        seg_key_prefix(v->next_seq, prefix);
-        if (store_list(v->st, prefix, &list, &n, err, errlen))
-            return -1;
-        uint64_t seq;
         uint32_t epoch = 0;
-        int found = 0;
-        for (size_t i = 0; i < n; i++)
-            if (seg_key_parse(list[i].key, &seq, &epoch) == 0 && seq == v->next_seq &&
-                epoch <= v->epoch)
-                found = 1;
-        store_list_free(list, n);
-        if (!found)
+        int found = find_segment(v, v->next_seq, &epoch, err, errlen);
+        if (found < 0)
+            return -1;
+        if (!found) {
+            report_gap(v);
             return 0;
+        }
         uint32_t idx = add_seg(v, v->next_seq, epoch);
         struct seg_hdr *h = fetch_hdr(v, idx, err, errlen);
         if (!h)

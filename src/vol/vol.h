@@ -29,6 +29,7 @@ struct vol_stats {
     uint64_t map_bytes;
     uint64_t checkpoints;
     uint64_t journal_records_replayed;
+    uint64_t segments_ignored; /* found after a missing one at open: not applied */
 };
 
 struct vol;

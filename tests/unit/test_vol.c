@@ -11,6 +11,7 @@
 #include "util/clock.h"
 #include "util/mem.h"
 #include "util/rng.h"
+#include "vol/ckpt.h"
 #include "vol/seg.h"
 #include "vol/super.h"
 #include "vol/vol.h"
@@ -167,23 +168,47 @@ static void test_bounds(void)
     vol_close(v);
 }
 
-static void test_corruption(void)
+static struct store *raw_store(void)
 {
-    char err[512], seg_url[300];
-    snprintf(seg_url, sizeof seg_url, "%s", url);
-    struct store *s = store_open(seg_url, NULL, err, sizeof err);
+    char err[512];
+    struct store *s = store_open(url, NULL, err, sizeof err);
+    if (!s)
+        bail_out(err);
+    return s;
+}
+
+/* Writes fresh data over the whole volume in 64 KiB pieces, flushing each:
+ * one segment per piece. */
+static void fill(struct vol *v, uint64_t seed)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    for (uint64_t off = 0; off < VOL_SIZE; off += 64 << 10) {
+        for (size_t i = 0; i < 64 << 10; i++)
+            ref[off + i] = (char)rng_next(&r);
+        vol_write(v, ref + off, off, 64 << 10, 0);
+        vol_flush(v);
+    }
+}
+
+/* Damages every segment with f, then reads everything: must be -EIO. */
+static void damage_all(const char *what, void (*f)(struct buf *b, const struct seg_hdr *h))
+{
+    char err[512];
+    struct store *s = raw_store();
     struct store_obj *list;
     size_t n;
     store_list(s, "seg/", &list, &n, err, sizeof err);
-    ok(n > 0, "there are segments to damage (%zu)", n);
-    /* flip one byte in the data region of every segment */
+    size_t damaged = 0;
     for (size_t i = 0; i < n; i++) {
         struct buf b = {0};
         struct seg_hdr h;
         store_get(s, list[i].key, 0, 0, &b, NULL, err, sizeof err);
         if (seg_parse_object(b.p, b.len, &h, err, sizeof err) == 0) {
-            if (h.ndata_blocks)
-                b.p[h.header_len + 100] ^= 0x40;
+            if (h.ndata_blocks) {
+                f(&b, &h);
+                damaged++;
+            }
             seg_hdr_free(&h);
         }
         store_put(s, list[i].key, b.p, b.len, STORE_COND_NONE, NULL, NULL, err, sizeof err);
@@ -191,12 +216,85 @@ static void test_corruption(void)
     }
     store_list_free(list, n);
     store_close(s);
+    ok(damaged > 0, "%s: %zu segments damaged", what, damaged);
     struct vol *v = open_vol(NULL);
     char *buf = xmalloc(VOL_SIZE);
-    int rc = vol_read(v, buf, 0, VOL_SIZE);
-    is_int(rc, -EIO, "reading damaged data is an I/O error, never the damaged bytes");
+    is_int(vol_read(v, buf, 0, VOL_SIZE), -EIO,
+           "%s: reading is an I/O error, never the damaged bytes", what);
+    /* and not a single wrong byte comes back from any block that does read */
+    int wrong = 0;
+    for (uint64_t off = 0; off < VOL_SIZE; off += 4096)
+        if (vol_read(v, buf, off, 4096) == 0 && memcmp(buf, ref + off, 4096) != 0)
+            wrong++;
+    is_int(wrong, 0, "%s: no block reads back wrong", what);
     free(buf);
     vol_close(v);
+}
+
+static void flip_data(struct buf *b, const struct seg_hdr *h)
+{
+    b->p[h->header_len + 100] ^= 0x40;
+}
+
+static void truncate_seg(struct buf *b, const struct seg_hdr *h)
+{
+    b->len = h->header_len + (b->len - h->header_len) / 2;
+}
+
+static void test_corruption(void)
+{
+    /* a fresh volume of known contents, all in segments */
+    snprintf(url, sizeof url, "%s/store-corrupt", root);
+    make_volume(url);
+    struct vol *v = open_vol(NULL);
+    fill(v, 77);
+    is_int(vol_close(v), 0, "a volume filled for the corruption tests");
+    damage_all("a flipped bit in every segment", flip_data);
+
+    snprintf(url, sizeof url, "%s/store-truncated", root);
+    make_volume(url);
+    v = open_vol(NULL);
+    fill(v, 78);
+    vol_close(v);
+    damage_all("every segment cut in half", truncate_seg);
+
+    /* a segment missing in the middle, after the last checkpoint */
+    snprintf(url, sizeof url, "%s/store-gap", root);
+    make_volume(url);
+    v = open_vol(NULL);
+    fill(v, 79); /* 64 segments, a checkpoint every 4 */
+    vol_abandon(v);
+    char err[512];
+    struct store *s = raw_store();
+    struct store_obj *list;
+    size_t n;
+    store_list(s, "ckpt/", &list, &n, err, sizeof err);
+    uint64_t ck = 0;
+    uint32_t ep;
+    if (n)
+        ckpt_key_parse(list[n - 1].key, &ck, &ep);
+    store_list_free(list, n);
+    /* the journal was removed at each upload: delete a segment after the
+     * newest checkpoint, then the checkpoint itself, so recovery must walk */
+    char key[SEG_KEY_SIZE];
+    seg_key(ck > 2 ? ck - 2 : 1, 0, key);
+    store_delete(s, key, STORE_COND_NONE, NULL, err, sizeof err);
+    char ckey[CKPT_KEY_SIZE];
+    for (uint64_t q = 0; q <= ck; q++) {
+        ckpt_key(q, 0, ckey);
+        store_delete(s, ckey, STORE_COND_NONE, NULL, err, sizeof err);
+    }
+    store_close(s);
+    v = open_vol(NULL);
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    ok(st.segments_ignored > 0, "a missing segment in the middle is detected (%llu later ones "
+                                "ignored)",
+       (unsigned long long)st.segments_ignored);
+    char *buf = xmalloc(VOL_SIZE);
+    is_int(vol_read(v, buf, 0, VOL_SIZE), 0, "the volume before the gap reads without error");
+    free(buf);
+    vol_abandon(v);
 }
 
 int main(void)
