@@ -20,17 +20,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define VOL_SIZE (4u << 20)
 
 static char root[] = "/tmp/buoy-test-vol-XXXXXX";
 static char url[300], cache[300];
 static char *ref;
+/* VOL_TEST_ENDPOINT and VOL_TEST_BUCKET run the model on S3 (t1020 does, on moto). */
+static const char *endpoint;
 
 static void make_volume(const char *u)
 {
     char err[512];
-    struct store *s = store_open(u, NULL, err, sizeof err);
+    struct store_opts so = {.retries = -1, .endpoint = endpoint};
+    struct store *s = store_open(u, &so, err, sizeof err);
     if (!s)
         bail_out(err);
     struct vol_super sb = {.version = 1, .size = VOL_SIZE, .block_size = 4096,
@@ -49,7 +53,7 @@ static struct vol *open_vol(const char *fault)
 {
     char err[512];
     struct vol_opts o = {.store = {.retries = -1, .retry_base_ms = 1, .retry_cap_ms = 4,
-                                   .fault = fault},
+                                   .fault = fault, .endpoint = endpoint},
                          .cache_dir = cache,
                          .checkpoint_every = 4};
     struct vol *v = vol_open(url, &o, err, sizeof err);
@@ -306,11 +310,19 @@ int main(void)
     snprintf(cache, sizeof cache, "%s/cache", root);
     setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
     ref = xcalloc(1, VOL_SIZE);
+    endpoint = getenv("VOL_TEST_ENDPOINT");
+    const char *bucket = getenv("VOL_TEST_BUCKET");
+    int ops = getenv("VOL_TEST_OPS") ? atoi(getenv("VOL_TEST_OPS")) : 3000;
+    if (endpoint && bucket)
+        snprintf(url, sizeof url, "s3://%s/vol-%d", bucket, (int)getpid());
+    else
+        endpoint = NULL;
     make_volume(url);
     test_bounds();
-    test_model(NULL, 1, 3000);
-    test_model("err=0.05,latency=1,seed=4", 2, 800);
-    test_corruption();
+    test_model(NULL, 1, ops);
+    test_model("err=0.05,latency=1,seed=4", 2, ops * 4 / 15);
+    if (!endpoint)
+        test_corruption();
     free(ref);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
