@@ -38,6 +38,15 @@ test_expect_success '--force replaces the volume and only the volume' '
     ! cmp -s "$dir/super" "$dir/v1/super"
 '
 
+test_expect_success 'buoy info shows a fresh volume' '
+    "$BUOY" info "$dir/v1" >"$dir/info" &&
+    grep -q "^size        1 GiB (1073741824 bytes), block size 4096, segment size 8 MiB" "$dir/info" &&
+    grep -q "^segments    0 objects" "$dir/info" &&
+    grep -q "^checkpoint  none yet" "$dir/info" &&
+    test_expect_code 1 "$BUOY" info "$dir/empty" 2>"$dir/err" &&
+    grep -q "no volume at .*; make one with buoy create" "$dir/err"
+'
+
 test_expect_success 'custom block and segment sizes' '
     "$BUOY" create "$dir/v2" --size 1G --block-size 512 --segment-size 32M >"$dir/out" &&
     grep -q "block size 512, segment size 32 MiB" "$dir/out"

@@ -26,4 +26,16 @@ test_expect_success 'its segments and checkpoints are in the bucket' '
     grep -q "/super$" "$dir/ls"
 '
 
+test_expect_success 'buoy info reads the volume the model test left' '
+    vol=$(sed -n "s|^\(vol-[0-9]*\)/super$|\1|p" "$dir/ls") &&
+    test -n "$vol" &&
+    "$BUOY" info --endpoint "$MOTO_URL" "s3://vols/$vol" >"$dir/info" &&
+    cat "$dir/info" &&
+    nseg=$(grep -c "^$vol/seg/" "$dir/ls") &&
+    grep -q "^segments    $nseg objects" "$dir/info" &&
+    grep -q "^size        4 MiB (4194304 bytes), block size 4096, segment size 64 KiB" "$dir/info" &&
+    grep -q "^checkpoint  ckpt/[0-9a-f]\{16\}" "$dir/info" &&
+    grep -q "^live data   [1-9]" "$dir/info"
+'
+
 test_done

@@ -24,10 +24,17 @@ static const char *const create_opts[] = {
     NULL,
 };
 
+static const char *const info_opts[] = {
+    "help", "verbose", "log-level", "endpoint", "region", "addressing", "profile",
+    "unsigned-payload", "retries", "fault", NULL,
+};
+
 /* Commands that take the common parse: name, args, summary, options, counts, run. */
 static const struct cli_cmd commands[] = {
     {"create", "URL", "make a new, empty volume at URL (--size is required)", create_opts, 1, 1,
      cmd_create},
+    {"info", "URL", "show a volume's size, segments, live and garbage bytes, last checkpoint",
+     info_opts, 1, 1, cmd_info},
 };
 
 static void usage(FILE *out)
@@ -38,6 +45,7 @@ static void usage(FILE *out)
             "\n"
             "commands:\n"
             "  create URL --size N               make a new, empty volume\n"
+            "  info URL                          size, segments, live and garbage bytes\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  version                           print the version\n"
             "\n"

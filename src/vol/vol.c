@@ -73,7 +73,7 @@ struct vol {
     int replaying; /* builders made during recovery have no journal */
     char *jdir;
     uint8_t writer_id[16];
-    int durability_local;
+    int durability_local, read_only;
     uint32_t ckpt_every, since_ckpt;
     uint32_t cached_hdrs, clock_hand;
     char failed[512];
@@ -406,6 +406,8 @@ static int flush_locked(struct vol *v)
 
 int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
 {
+    if (v->read_only)
+        return -EROFS;
     if (!in_range(v, off, len))
         return -EINVAL;
     if (!len)
@@ -438,6 +440,8 @@ int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
 
 int vol_trim(struct vol *v, uint64_t off, uint64_t len)
 {
+    if (v->read_only)
+        return -EROFS;
     if (!in_range(v, off, len))
         return -EINVAL;
     if (!len)
@@ -472,6 +476,8 @@ int vol_trim(struct vol *v, uint64_t off, uint64_t len)
 
 int vol_flush(struct vol *v)
 {
+    if (v->read_only)
+        return 0;
     pthread_mutex_lock(&v->lock);
     int rc = flush_locked(v);
     pthread_mutex_unlock(&v->lock);
@@ -776,7 +782,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     char why[STORE_ERRMSG_MAX];
     pthread_mutex_init(&v->lock, NULL);
 
-    if (!o->cache_dir) {
+    v->read_only = o->read_only;
+    if (!o->cache_dir && !v->read_only) {
         snprintf(err, errlen, "no cache directory given");
         goto fail;
     }
@@ -805,17 +812,19 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     v->map = map_create(on_drop, v);
     if (getrandom(v->writer_id, sizeof v->writer_id, 0) != (ssize_t)sizeof v->writer_id)
         memset(v->writer_id, 0x5a, sizeof v->writer_id);
-    char uuid[37];
-    super_uuid_str(v->sb.uuid, uuid);
-    v->jdir = xasprintf("%s/%s/journal", o->cache_dir, uuid);
-    if (mkdirs(v->jdir) < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", v->jdir, strerror(errno));
-        goto fail;
+    if (!v->read_only) {
+        char uuid[37];
+        super_uuid_str(v->sb.uuid, uuid);
+        v->jdir = xasprintf("%s/%s/journal", o->cache_dir, uuid);
+        if (mkdirs(v->jdir) < 0) {
+            snprintf(err, errlen, "cannot create %s: %s", v->jdir, strerror(errno));
+            goto fail;
+        }
     }
     if (load_checkpoint(v, err, errlen) < 0 || scan_segments(v, err, errlen) < 0 ||
-        replay_journals(v, err, errlen) < 0)
+        (!v->read_only && replay_journals(v, err, errlen) < 0))
         goto fail;
-    if (v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
+    if (!v->read_only && v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
         snprintf(err, errlen, "%s", v->failed);
         goto fail;
     }
@@ -829,6 +838,10 @@ fail:
 
 int vol_close(struct vol *v)
 {
+    if (v->read_only) {
+        free_vol(v);
+        return 0;
+    }
     pthread_mutex_lock(&v->lock);
     int rc = v->failed[0] ? -EIO : seal(v);
     if (!rc && v->since_ckpt)
@@ -856,6 +869,26 @@ uint32_t vol_block_size(const struct vol *v)
 const char *vol_error(const struct vol *v)
 {
     return v->failed;
+}
+
+void vol_get_info(struct vol *v, struct vol_info *out)
+{
+    pthread_mutex_lock(&v->lock);
+    memset(out, 0, sizeof *out);
+    memcpy(out->uuid, v->sb.uuid, 16);
+    out->size = v->sb.size;
+    out->block_size = v->bs;
+    out->segment_size = v->sb.segment_size;
+    out->created = v->sb.created;
+    out->next_seq = v->next_seq;
+    for (uint32_t i = 0; i < v->nsegs; i++) {
+        out->live_segments += v->segs[i].live > 0;
+        out->live_bytes += (uint64_t)v->segs[i].live * v->bs;
+        out->known_data_bytes += (uint64_t)v->segs[i].ndata * v->bs;
+    }
+    out->extents = map_count(v->map);
+    out->map_bytes = map_mem_bytes(v->map);
+    pthread_mutex_unlock(&v->lock);
 }
 
 void vol_get_stats(struct vol *v, struct vol_stats *out)

@@ -17,6 +17,7 @@ struct vol_opts {
     const char *cache_dir; /* local journal lives in CACHE_DIR/journal; required */
     int durability_local;  /* flush = journal fdatasync, not upload */
     int checkpoint_every;  /* segments between checkpoints; 0 = 64 */
+    int read_only;         /* recover from the store only; change nothing (no cache dir needed) */
 };
 
 struct vol_stats {
@@ -52,6 +53,20 @@ void vol_abandon(struct vol *v);
 uint64_t vol_size(const struct vol *v);
 uint32_t vol_block_size(const struct vol *v);
 void vol_get_stats(struct vol *v, struct vol_stats *out);
+struct vol_info {
+    uint8_t uuid[16];
+    uint64_t size;
+    uint32_t block_size, segment_size;
+    int64_t created;
+    uint64_t next_seq;        /* the seq the next segment would get */
+    uint64_t live_segments;   /* segments holding live data */
+    uint64_t live_bytes;      /* bytes of data the map points at */
+    uint64_t known_data_bytes; /* data bytes of every segment recovery knows of */
+    uint64_t extents;
+    uint64_t map_bytes;
+};
+void vol_get_info(struct vol *v, struct vol_info *out);
+
 /* The reason for the sticky error state, "" when there is none. */
 const char *vol_error(const struct vol *v);
 

@@ -1,0 +1,82 @@
+/* cmd_info.c - "buoy info URL": what a volume is and what it costs to keep.
+ *
+ * Opens the volume read-only (recovery from the store alone: newest
+ * checkpoint plus the segments after it; nothing is written), lists its
+ * segment and checkpoint objects, and prints size, segments, live and
+ * garbage bytes, and the last checkpoint. */
+#include "commands.h"
+#include "util/size.h"
+#include "vol/super.h"
+#include "vol/vol.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static void when(time_t t, char *out, size_t n)
+{
+    struct tm tm;
+    strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+}
+
+int cmd_info(struct cli_opts *o, int argc, char **argv)
+{
+    const char *url = argv[0];
+    char err[STORE_ERRMSG_MAX];
+    struct vol_opts vo = {.store = o->store, .read_only = 1};
+    struct vol *v = vol_open(url, &vo, err, sizeof err);
+    if (!v)
+        return cli_error("%s", err);
+    struct vol_info in;
+    vol_get_info(v, &in);
+    vol_close(v);
+
+    struct store *s = cli_open_store(url, o);
+    if (!s)
+        return EXIT_ERR;
+    struct store_obj *segs = NULL, *ckpts = NULL;
+    size_t nseg = 0, nckpt = 0;
+    if (store_list(s, "seg/", &segs, &nseg, err, sizeof err) ||
+        store_list(s, "ckpt/", &ckpts, &nckpt, err, sizeof err)) {
+        cli_error("%s", err);
+        store_list_free(segs, nseg);
+        store_close(s);
+        return EXIT_ERR;
+    }
+    uint64_t stored = 0;
+    for (size_t i = 0; i < nseg; i++)
+        stored += segs[i].size;
+
+    char uuid[37], b1[32], b2[32], b3[32], t[40];
+    super_uuid_str(in.uuid, uuid);
+    printf("volume      %s\n", url);
+    printf("uuid        %s\n", uuid);
+    size_format(in.size, b1, sizeof b1);
+    size_format(in.segment_size, b2, sizeof b2);
+    printf("size        %s (%" PRIu64 " bytes), block size %u, segment size %s\n", b1, in.size,
+           in.block_size, b2);
+    when((time_t)in.created, t, sizeof t);
+    printf("created     %s\n", t);
+    size_format(stored, b1, sizeof b1);
+    printf("segments    %zu objects, %s; %" PRIu64 " hold live data; next seq %" PRIu64 "\n",
+           nseg, b1, in.live_segments, in.next_seq);
+    size_format(in.live_bytes, b1, sizeof b1);
+    uint64_t garbage = stored > in.live_bytes ? stored - in.live_bytes : 0;
+    size_format(garbage, b2, sizeof b2);
+    printf("live data   %s (%.1f%% of what is stored)\n", b1,
+           stored ? 100.0 * (double)in.live_bytes / (double)stored : 0.0);
+    printf("garbage     %s (overwritten, trimmed, and segment headers)\n", b2);
+    if (nckpt) {
+        when(ckpts[nckpt - 1].mtime, t, sizeof t);
+        size_format(ckpts[nckpt - 1].size, b3, sizeof b3);
+        printf("checkpoint  %s, %s, written %s\n", ckpts[nckpt - 1].key, b3, t);
+    } else
+        printf("checkpoint  none yet\n");
+    size_format(in.map_bytes, b1, sizeof b1);
+    printf("map         %" PRIu64 " extents, %s in memory\n", in.extents, b1);
+    store_list_free(segs, nseg);
+    store_list_free(ckpts, nckpt);
+    store_close(s);
+    return EXIT_OK;
+}
