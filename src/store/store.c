@@ -312,6 +312,12 @@ void store_get_stats(const struct store *s, struct store_stats *out)
         memset(out, 0, sizeof *out);
 }
 
+double store_stats_cost(const struct store_stats *st)
+{
+    return (double)(st->requests[STORE_PUT] + st->requests[STORE_LIST]) * 0.005 / 1000 +
+           (double)(st->requests[STORE_GET] + st->requests[STORE_HEAD]) * 0.0004 / 1000;
+}
+
 /* --- synchronous helpers --- */
 
 static enum store_err finish(struct store_req *r, char *errmsg, size_t errlen)

@@ -168,6 +168,9 @@ const char *store_opname(enum store_op op);
 /* NULL if the key is valid, else why not. */
 const char *store_key_invalid(const char *key);
 void store_get_stats(const struct store *s, struct store_stats *out);
+/* What the requests in st would cost on S3 in dollars: $0.005 per 1,000
+ * PUT and LIST, $0.0004 per 1,000 GET and HEAD, DELETE free. */
+double store_stats_cost(const struct store_stats *st);
 
 /* Synchronous helpers: return STORE_OK or an error with errmsg filled. */
 enum store_err store_get(struct store *s, const char *key, uint64_t off, uint64_t len,

@@ -29,6 +29,7 @@
 #include "map.h"
 #include "seg.h"
 #include "super.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -69,6 +70,11 @@ struct vol {
     uint64_t next_seq;
     struct seg_builder *b;
     uint32_t b_idx;
+    uint64_t b_opened_ms; /* monotonic: when the open segment got its first write */
+    uint32_t seal_age_ms;
+    pthread_t sealer;
+    pthread_cond_t wake;
+    int sealer_running, stopping;
     struct journal *j;
     int replaying; /* builders made during recovery have no journal */
     char *jdir;
@@ -177,6 +183,7 @@ static int open_builder(struct vol *v)
     if (!v->b)
         return fail(v, "cannot start segment %" PRIu64, v->next_seq);
     v->b_idx = add_seg(v, v->next_seq, v->epoch);
+    v->b_opened_ms = clock_mono_ms();
     if (!v->replaying &&
         journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs, &v->j,
                        err, sizeof err) < 0)
@@ -738,6 +745,40 @@ static int replay_journals(struct vol *v, char *err, size_t errlen)
     return rc;
 }
 
+/* ---- the sealer: a segment is never left open longer than the seal age ---- */
+
+static void *sealer_main(void *arg)
+{
+    struct vol *v = arg;
+    pthread_mutex_lock(&v->lock);
+    while (!v->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t step = v->seal_age_ms / 4 ? v->seal_age_ms / 4 : 1;
+        ts.tv_nsec += (long)(step % 1000) * 1000000L;
+        ts.tv_sec += (time_t)(step / 1000) + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&v->wake, &v->lock, &ts);
+        if (!v->stopping && v->b && !v->failed[0] &&
+            clock_mono_ms() - v->b_opened_ms >= v->seal_age_ms)
+            seal(v); /* a failure is sticky and reported by the next call */
+    }
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+static void stop_sealer(struct vol *v)
+{
+    if (!v->sealer_running)
+        return;
+    pthread_mutex_lock(&v->lock);
+    v->stopping = 1;
+    pthread_cond_signal(&v->wake);
+    pthread_mutex_unlock(&v->lock);
+    pthread_join(v->sealer, NULL);
+    v->sealer_running = 0;
+}
+
 /* ---- open and close ---- */
 
 static int mkdirs(const char *path)
@@ -756,6 +797,7 @@ static int mkdirs(const char *path)
 
 static void free_vol(struct vol *v)
 {
+    stop_sealer(v);
     if (v->b)
         seg_builder_free(v->b);
     if (v->j)
@@ -771,6 +813,7 @@ static void free_vol(struct vol *v)
     if (v->st)
         store_close(v->st);
     free(v->jdir);
+    pthread_cond_destroy(&v->wake);
     pthread_mutex_destroy(&v->lock);
     free(v);
 }
@@ -781,8 +824,10 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     struct buf sbuf = {0};
     char why[STORE_ERRMSG_MAX];
     pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->wake, NULL);
 
     v->read_only = o->read_only;
+    v->seal_age_ms = o->seal_age_ms > 0 ? (uint32_t)o->seal_age_ms : 1000;
     if (!o->cache_dir && !v->read_only) {
         snprintf(err, errlen, "no cache directory given");
         goto fail;
@@ -829,6 +874,13 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         goto fail;
     }
     buf_free(&sbuf);
+    if (!v->read_only) {
+        if (pthread_create(&v->sealer, NULL, sealer_main, v) != 0) {
+            snprintf(err, errlen, "cannot start the sealer thread");
+            goto fail;
+        }
+        v->sealer_running = 1;
+    }
     return v;
 fail:
     buf_free(&sbuf);
@@ -842,6 +894,7 @@ int vol_close(struct vol *v)
         free_vol(v);
         return 0;
     }
+    stop_sealer(v);
     pthread_mutex_lock(&v->lock);
     int rc = v->failed[0] ? -EIO : seal(v);
     if (!rc && v->since_ckpt)
@@ -898,5 +951,8 @@ void vol_get_stats(struct vol *v, struct vol_stats *out)
     store_get_stats(v->st, &out->store);
     out->extents = map_count(v->map);
     out->map_bytes = map_mem_bytes(v->map);
+    out->pending_bytes = v->b ? (uint64_t)seg_data_blocks(v->b) * v->bs : 0;
+    out->journal_bytes = v->j ? journal_size(v->j) : 0;
+    out->request_cost = store_stats_cost(&out->store);
     pthread_mutex_unlock(&v->lock);
 }

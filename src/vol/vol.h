@@ -2,7 +2,8 @@
  *
  * This is the first cut of the engine described in docs/ENGINE.md: every
  * call runs under one lock on the caller's thread and segment uploads are
- * synchronous.  The format and its rules (docs/FORMAT.md) are already the
+ * synchronous; a sealer thread uploads a segment left open longer than the
+ * seal age.  The format and its rules (docs/FORMAT.md) are already the
  * final ones; concurrency, the read cache and read-ahead come next. */
 #ifndef BUOY_VOL_H
 #define BUOY_VOL_H
@@ -18,6 +19,7 @@ struct vol_opts {
     int durability_local;  /* flush = journal fdatasync, not upload */
     int checkpoint_every;  /* segments between checkpoints; 0 = 64 */
     int read_only;         /* recover from the store only; change nothing (no cache dir needed) */
+    int seal_age_ms;       /* seal and upload an open segment this old; 0 = 1000 */
 };
 
 struct vol_stats {
@@ -31,6 +33,9 @@ struct vol_stats {
     uint64_t checkpoints;
     uint64_t journal_records_replayed;
     uint64_t segments_ignored; /* found after a missing one at open: not applied */
+    uint64_t pending_bytes;    /* data written but not yet in the store */
+    uint64_t journal_bytes;    /* the open journal's size */
+    double request_cost;       /* dollars, at S3 standard request prices */
 };
 
 struct vol;
