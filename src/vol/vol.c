@@ -12,8 +12,10 @@
  * Rules (docs/FORMAT.md has the format's; these are the engine's):
  *  1. A write is appended to the builder and the journal before the map
  *     points at it; a read after a write sees it.
- *  2. A segment is sealed and uploaded (If-None-Match) before its journal is
+ *  2. A sealed segment is uploaded (If-None-Match) before its journal is
  *     removed; a journal is never removed while its data is only local.
+ *     Up to MAX_UPLOADS sealed segments upload at once; they stay readable
+ *     from memory until their upload has succeeded.
  *  3. A checkpoint is written only when no segment is open, so it covers
  *     exactly the segments up to next_seq - 1, all durable.
  *  4. A failed upload, journal write or checkpoint puts the volume in a
@@ -21,7 +23,10 @@
  *     journal keeps the data for the next open.
  *  5. Recovery replays journal S into segment S itself (a journal holds one
  *     segment's writes), and only when S is the next seq after the gap-free
- *     run in the store: a journal after a gap is kept, not applied.
+ *     run in the store; then it looks in the store again, since uploads
+ *     finish out of order and S+1 may be there.  A journal after a gap is
+ *     kept, not applied; segments after a gap that no journal fills can
+ *     never be applied (prefix consistency) and are deleted, loudly.
  */
 #include "vol.h"
 #include "ckpt.h"
@@ -46,6 +51,7 @@
 #include <unistd.h>
 
 #define MAX_CACHED_HEADERS 256
+#define MAX_UPLOADS 4
 
 struct vseg {
     uint64_t seq;
@@ -53,7 +59,20 @@ struct vseg {
     uint32_t header_len;
     uint32_t ndata;
     uint32_t live;
-    struct seg_hdr *hdr; /* cached, NULL when not loaded */
+    struct seg_hdr *hdr;      /* cached, NULL when not loaded */
+    struct seg_builder *mem;  /* its bytes while sealed but not yet durable */
+};
+
+/* A sealed segment on its way to the store. */
+struct upload {
+    uint32_t idx;
+    struct seg_builder *b;
+    struct journal *j;
+    size_t len;
+    char key[SEG_KEY_SIZE];
+    struct store_req req;
+    int finished, dead; /* dead: failed; kept so its blocks stay readable */
+    struct upload *next;
 };
 
 struct vol {
@@ -77,6 +96,8 @@ struct vol {
     int sealer_running, stopping;
     struct journal *j;
     int replaying; /* builders made during recovery have no journal */
+    struct upload *uploads; /* in seal order */
+    unsigned nuploads;      /* not yet finished or dead */
     char *jdir;
     uint8_t writer_id[16];
     int durability_local, read_only;
@@ -194,63 +215,120 @@ static int open_builder(struct vol *v)
 
 static int write_checkpoint(struct vol *v);
 
-/* Rule 2: upload the open segment, then drop its journal. */
+static void upload_done(struct store_req *r)
+{
+    struct upload *u = r->arg;
+    u->finished = 1;
+}
+
+/* Handles finished uploads (rule 2); checkpoints when nothing is in flight. */
+static int reap(struct vol *v)
+{
+    char err[STORE_ERRMSG_MAX];
+    struct upload **pp = &v->uploads;
+    while (*pp) {
+        struct upload *u = *pp;
+        if (!u->finished || u->dead) {
+            pp = &u->next;
+            continue;
+        }
+        struct vseg *s = &v->segs[u->idx];
+        const void *obj = u->req.data;
+        int applied = u->req.err == STORE_OK;
+        if (u->req.err == STORE_EPRECOND && u->req.maybe_applied) {
+            /* our own earlier attempt may be what is there: compare */
+            struct buf got = {0};
+            applied = store_get(v->st, u->key, 0, 0, &got, NULL, err, sizeof err) == STORE_OK &&
+                      got.len == u->len && memcmp(got.p, obj, u->len) == 0;
+            buf_free(&got);
+        }
+        if (!applied) {
+            fail(v, "upload of segment %" PRIu64 " failed: %s", s->seq,
+                 u->req.err == STORE_EPRECOND ? "another writer made a segment with this seq"
+                                              : u->req.errmsg);
+            if (u->j)
+                journal_sync(u->j); /* keep what we have for the next open */
+            u->dead = 1;
+            v->nuploads--;
+            pp = &u->next;
+            continue;
+        }
+        struct seg_hdr *h = xcalloc(1, sizeof *h);
+        if (seg_parse_header(obj, u->len, h, err, sizeof err) != 0) {
+            free(h);
+            u->dead = 1;
+            v->nuploads--;
+            return fail(v, "segment %" PRIu64 " we sealed does not parse: %s", s->seq, err);
+        }
+        s->header_len = h->header_len;
+        s->ndata = h->ndata_blocks;
+        cache_hdr(v, u->idx, h);
+        s->mem = NULL;
+        v->stats.segments_uploaded++;
+        v->stats.bytes_uploaded += u->len;
+        if (u->j) {
+            journal_close(u->j);
+            if (journal_remove(v->jdir, s->seq, err, sizeof err) < 0)
+                log_warn("journal of segment %" PRIu64 ": %s", s->seq, err);
+        }
+        store_req_free(&u->req);
+        seg_builder_free(u->b);
+        *pp = u->next;
+        free(u);
+        v->nuploads--;
+        v->since_ckpt++;
+    }
+    if (v->failed[0])
+        return -EIO;
+    if (!v->uploads && !v->b && !v->replaying && v->since_ckpt >= v->ckpt_every)
+        return write_checkpoint(v);
+    return 0;
+}
+
+/* Waits until every upload has finished; -EIO if any failed. */
+static int wait_uploads(struct vol *v)
+{
+    int rc = reap(v);
+    while (v->nuploads) {
+        store_run(v->st, 1000);
+        rc = reap(v);
+    }
+    return v->failed[0] ? -EIO : rc;
+}
+
+/* Seals the open segment and starts its upload (rule 2); waits while
+ * MAX_UPLOADS are already under way (back-pressure). */
 static int seal(struct vol *v)
 {
-    char key[SEG_KEY_SIZE], err[STORE_ERRMSG_MAX];
     if (!v->b)
         return 0;
     if (v->failed[0])
         return -EIO;
     struct vseg *s = &v->segs[v->b_idx];
-    size_t len;
-    const void *obj = seg_seal(v->b, (int64_t)time(NULL), &len);
-    seg_key(s->seq, s->epoch, key);
-
-    struct store_req r = {.op = STORE_PUT, .key = key, .data = obj, .size = len,
-                          .cond = STORE_IF_NONE_MATCH};
-    store_submit(v->st, &r);
-    store_wait(v->st, &r);
-    int applied = r.err == STORE_OK;
-    if (r.err == STORE_EPRECOND && r.maybe_applied) {
-        /* our own earlier attempt may be what is there: compare */
-        struct buf got = {0};
-        applied = store_get(v->st, key, 0, 0, &got, NULL, err, sizeof err) == STORE_OK &&
-                  got.len == len && memcmp(got.p, obj, len) == 0;
-        buf_free(&got);
-    }
-    if (!applied) {
-        int rc = fail(v, "upload of segment %" PRIu64 " failed: %s", s->seq,
-                      r.err == STORE_EPRECOND ? "another writer made a segment with this seq"
-                                              : r.errmsg);
-        store_req_free(&r);
-        if (v->j)
-            journal_sync(v->j); /* keep what we have for the next open */
-        return rc;
-    }
-    store_req_free(&r);
-
-    struct seg_hdr *h = xcalloc(1, sizeof *h);
-    if (seg_parse_header(obj, len, h, err, sizeof err) != 0) {
-        free(h);
-        return fail(v, "segment %" PRIu64 " we just sealed does not parse: %s", s->seq, err);
-    }
-    s->header_len = h->header_len;
-    s->ndata = h->ndata_blocks;
-    cache_hdr(v, v->b_idx, h);
-    v->stats.segments_uploaded++;
-    v->stats.bytes_uploaded += len;
-    seg_builder_free(v->b);
+    struct upload *u = xcalloc(1, sizeof *u);
+    const void *obj = seg_seal(v->b, (int64_t)time(NULL), &u->len);
+    u->idx = v->b_idx;
+    u->b = v->b;
+    u->j = v->j;
+    seg_key(s->seq, s->epoch, u->key);
+    u->req = (struct store_req){.op = STORE_PUT, .key = u->key, .data = obj, .size = u->len,
+                                .cond = STORE_IF_NONE_MATCH, .done = upload_done, .arg = u};
+    s->mem = v->b;
     v->b = NULL;
-    if (v->j) {
-        journal_close(v->j);
-        v->j = NULL;
-        if (journal_remove(v->jdir, s->seq, err, sizeof err) < 0)
-            log_warn("journal of segment %" PRIu64 ": %s", s->seq, err);
+    v->j = NULL;
+    struct upload **pp = &v->uploads;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = u;
+    v->nuploads++;
+    store_submit(v->st, &u->req);
+    store_run(v->st, 0);
+    int rc = reap(v);
+    while (!rc && v->nuploads >= MAX_UPLOADS) {
+        store_run(v->st, 1000);
+        rc = reap(v);
     }
-    if (++v->since_ckpt >= v->ckpt_every && !v->replaying)
-        return write_checkpoint(v);
-    return 0;
+    return rc;
 }
 
 /* ---- writing ---- */
@@ -328,9 +406,10 @@ static int read_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_
         memset(dst, 0, n * v->bs);
         return 0;
     }
-    if (v->b && seg == v->b_idx) {
+    struct seg_builder *mem = v->b && seg == v->b_idx ? v->b : v->segs[seg].mem;
+    if (mem) { /* open, or sealed and not yet durable */
         for (uint64_t i = 0; i < n; i++)
-            memcpy(dst + i * v->bs, seg_block(v->b, block + (uint32_t)i), v->bs);
+            memcpy(dst + i * v->bs, seg_block(mem, block + (uint32_t)i), v->bs);
         return 0;
     }
     struct seg_hdr *h = get_hdr(v, seg, err, sizeof err);
@@ -408,7 +487,8 @@ static int flush_locked(struct vol *v)
             return fail(v, "journal: %s", journal_errmsg(v->j));
         return 0;
     }
-    return seal(v);
+    int rc = seal(v);
+    return rc ? rc : wait_uploads(v);
 }
 
 int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
@@ -511,7 +591,7 @@ static int write_checkpoint(struct vol *v)
 {
     char key[CKPT_KEY_SIZE], err[STORE_ERRMSG_MAX];
     uint64_t seq = v->next_seq - 1;
-    if (v->b) /* rule 3 */
+    if (v->b || v->uploads) /* rule 3 */
         return 0;
     uint32_t *remap = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *remap);
     struct ckpt_seg *cs = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *cs);
@@ -633,19 +713,28 @@ static int find_segment(struct vol *v, uint64_t seq, uint32_t *epoch, char *err,
 
 /* The run of segments ended at next_seq: if any of the next few exist, a
  * segment is missing in the middle.  They cannot be applied (prefix
- * consistency); say so loudly. */
+ * consistency); say so loudly, and unless read-only delete them, or new
+ * segments with their seqs could never be written. */
 static void report_gap(struct vol *v)
 {
     char err[STORE_ERRMSG_MAX];
     uint32_t epoch;
-    for (uint64_t s = v->next_seq + 1; s <= v->next_seq + 8; s++)
-        if (find_segment(v, s, &epoch, err, sizeof err) == 1)
+    for (uint64_t s = v->next_seq + 1; s <= v->next_seq + 2 * MAX_UPLOADS + 8; s++)
+        if (find_segment(v, s, &epoch, err, sizeof err) == 1) {
             v->stats.segments_ignored++;
+            if (!v->read_only) {
+                char key[SEG_KEY_SIZE];
+                seg_key(s, epoch, key);
+                if (store_delete(v->st, key, STORE_COND_NONE, NULL, err, sizeof err))
+                    log_warn("%s", err);
+            }
+        }
     if (v->stats.segments_ignored)
         log_error("segment %" PRIu64 " is missing from the store but later ones exist; the "
                   "volume is recovered to its state before segment %" PRIu64
-                  " and %" PRIu64 " later segments are ignored",
-                  v->next_seq, v->next_seq, v->stats.segments_ignored);
+                  " and %" PRIu64 " later segments are %s",
+                  v->next_seq, v->next_seq, v->stats.segments_ignored,
+                  v->read_only ? "ignored" : "deleted");
 }
 
 /* Applies segments next_seq, next_seq+1, ... while they exist. */
@@ -656,10 +745,8 @@ static int scan_segments(struct vol *v, char *err, size_t errlen)
         int found = find_segment(v, v->next_seq, &epoch, err, errlen);
         if (found < 0)
             return -1;
-        if (!found) {
-            report_gap(v);
+        if (!found)
             return 0;
-        }
         uint32_t idx = add_seg(v, v->next_seq, epoch);
         struct seg_hdr *h = fetch_hdr(v, idx, err, errlen);
         if (!h)
@@ -724,11 +811,19 @@ static int replay_journals(struct vol *v, char *err, size_t errlen)
         enum journal_status js =
             journal_replay(v->jdir, s, v->sb.uuid, replay_record, v, &info, why, sizeof why);
         if (js == JOURNAL_OK) {
-            if (seal(v) < 0) {
+            if (seal(v) < 0 || wait_uploads(v) < 0) {
                 snprintf(err, errlen, "%s", v->failed);
                 rc = -1;
-            } else if (journal_remove(v->jdir, s, why, sizeof why) < 0)
-                log_warn("journal %" PRIu64 ": %s", s, why);
+            } else {
+                if (journal_remove(v->jdir, s, why, sizeof why) < 0)
+                    log_warn("journal %" PRIu64 ": %s", s, why);
+                /* uploads finish out of order: later segments may be there */
+                v->replaying = 0;
+                uint64_t before = v->next_seq;
+                if (scan_segments(v, err, errlen) < 0)
+                    rc = -1;
+                v->stats.segments_after_replay += v->next_seq - before;
+            }
             if (info.torn)
                 log_info("journal %" PRIu64 ": a torn tail after %" PRIu64 " records (%s)", s,
                          info.nrecords, info.stop);
@@ -754,11 +849,15 @@ static void *sealer_main(void *arg)
     while (!v->stopping) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t step = v->seal_age_ms / 4 ? v->seal_age_ms / 4 : 1;
+        uint64_t step = v->nuploads ? 10 : v->seal_age_ms / 4 ? v->seal_age_ms / 4 : 1;
         ts.tv_nsec += (long)(step % 1000) * 1000000L;
         ts.tv_sec += (time_t)(step / 1000) + ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&v->wake, &v->lock, &ts);
+        if (!v->stopping && v->nuploads) { /* move uploads along */
+            store_run(v->st, 0);
+            reap(v);
+        }
         if (!v->stopping && v->b && !v->failed[0] &&
             clock_mono_ms() - v->b_opened_ms >= v->seal_age_ms)
             seal(v); /* a failure is sticky and reported by the next call */
@@ -798,6 +897,18 @@ static int mkdirs(const char *path)
 static void free_vol(struct vol *v)
 {
     stop_sealer(v);
+    if (v->st)
+        store_close(v->st); /* drains in-flight uploads: their done() needs them alive */
+    v->st = NULL;
+    while (v->uploads) {
+        struct upload *u = v->uploads;
+        v->uploads = u->next;
+        if (u->j)
+            journal_close(u->j); /* kept: its segment may not be durable */
+        seg_builder_free(u->b);
+        store_req_free(&u->req);
+        free(u);
+    }
     if (v->b)
         seg_builder_free(v->b);
     if (v->j)
@@ -810,8 +921,6 @@ static void free_vol(struct vol *v)
     free(v->segs);
     if (v->map)
         map_free(v->map);
-    if (v->st)
-        store_close(v->st);
     free(v->jdir);
     pthread_cond_destroy(&v->wake);
     pthread_mutex_destroy(&v->lock);
@@ -869,6 +978,7 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     if (load_checkpoint(v, err, errlen) < 0 || scan_segments(v, err, errlen) < 0 ||
         (!v->read_only && replay_journals(v, err, errlen) < 0))
         goto fail;
+    report_gap(v);
     if (!v->read_only && v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
         snprintf(err, errlen, "%s", v->failed);
         goto fail;
@@ -897,6 +1007,8 @@ int vol_close(struct vol *v)
     stop_sealer(v);
     pthread_mutex_lock(&v->lock);
     int rc = v->failed[0] ? -EIO : seal(v);
+    if (!rc)
+        rc = wait_uploads(v);
     if (!rc && v->since_ckpt)
         rc = write_checkpoint(v);
     pthread_mutex_unlock(&v->lock);
@@ -952,6 +1064,8 @@ void vol_get_stats(struct vol *v, struct vol_stats *out)
     out->extents = map_count(v->map);
     out->map_bytes = map_mem_bytes(v->map);
     out->pending_bytes = v->b ? (uint64_t)seg_data_blocks(v->b) * v->bs : 0;
+    for (struct upload *u = v->uploads; u; u = u->next)
+        out->pending_bytes += (uint64_t)seg_data_blocks(u->b) * v->bs;
     out->journal_bytes = v->j ? journal_size(v->j) : 0;
     out->request_cost = store_stats_cost(&out->store);
     pthread_mutex_unlock(&v->lock);

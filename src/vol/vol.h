@@ -33,6 +33,7 @@ struct vol_stats {
     uint64_t checkpoints;
     uint64_t journal_records_replayed;
     uint64_t segments_ignored; /* found after a missing one at open: not applied */
+    uint64_t segments_after_replay; /* at open: in the store past a replayed journal */
     uint64_t pending_bytes;    /* data written but not yet in the store */
     uint64_t journal_bytes;    /* the open journal's size */
     double request_cost;       /* dollars, at S3 standard request prices */

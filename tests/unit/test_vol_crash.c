@@ -15,8 +15,10 @@
  *
  * A kill leaves the page cache alone, so this tests ordering and the
  * journal/upload/checkpoint protocol, not power loss (test_journal covers
- * torn and damaged journals).  TRIALS (environment) sets the number of
- * kill trials; make check runs 200 and 50 crash-point trials. */
+ * torn and damaged journals).  A third series gives the writer's store
+ * 1-40 ms of random latency per PUT, so several uploads are in flight and
+ * finish out of order when the kill comes.  TRIALS (environment) sets the
+ * number of kill trials; make check runs 200, then 50 of each other kind. */
 #include "store/store.h"
 #include "tap.h"
 #include "util/mem.h"
@@ -101,6 +103,7 @@ static void child(int fd, uint64_t seed, uint64_t start, const char *fault)
 
 struct trial {
     int ok, prefix, opened, torn;
+    uint64_t out_of_order; /* segments found past a replayed journal */
     uint64_t acked, flushed, matched;
 };
 
@@ -146,6 +149,9 @@ static struct trial run_trial(uint64_t seed, uint64_t start, const char *fault, 
         return t;
     }
     t.opened = 1;
+    struct vol_stats vs;
+    vol_get_stats(v, &vs);
+    t.out_of_order = vs.segments_after_replay;
     char *got = xmalloc(VOL_SIZE);
     if (vol_read(v, got, 0, VOL_SIZE)) {
         snprintf(why, whylen, "read after the crash failed: %s", vol_error(v));
@@ -239,20 +245,27 @@ static void make_volume(void)
     store_close(s);
 }
 
-static void series(const char *name, int trials, uint64_t seed, int use_crash_points)
+static void series(const char *name, int trials, uint64_t seed, int use_crash_points,
+                   const char *latency)
 {
     char *ref = xcalloc(1, VOL_SIZE);
     struct rng r;
     rng_seed(&r, seed);
     uint64_t start = 0;
     int good = 0, opened = 0, torn = 0;
+    uint64_t out_of_order = 0;
     uint64_t total_acked = 0, max_gap = 0;
     char why[512] = "";
     make_volume();
     for (int t = 0; t < trials; t++) {
-        char fault[64];
+        char fault[96];
         int kill_ms = (int)rng_below(&r, 120);
         const char *f = NULL;
+        if (latency) { /* uploads overlap and finish out of order */
+            snprintf(fault, sizeof fault, "%s,seed=%d", latency, t + 1);
+            f = fault;
+            kill_ms = (int)rng_below(&r, 400);
+        }
         if (use_crash_points) {
             snprintf(fault, sizeof fault, "crash_after_puts=%llu,crash=exit",
                      (unsigned long long)(1 + rng_below(&r, 12)));
@@ -265,6 +278,7 @@ static void series(const char *name, int trials, uint64_t seed, int use_crash_po
         good += tr.ok;
         opened += tr.opened;
         torn += tr.torn;
+        out_of_order += tr.out_of_order;
         if (!tr.ok && !why[0])
             snprintf(why, sizeof why, "trial %d: %s", t, w);
         if (!tr.ok)
@@ -279,8 +293,10 @@ static void series(const char *name, int trials, uint64_t seed, int use_crash_po
                          "flushed write%s%s",
            name, trials, why[0] ? ": " : "", why);
     diag("%s: %llu operations acknowledged in all; at most %llu unflushed ones survived a "
-         "crash; %d crashes left the write in flight partly applied",
-         name, (unsigned long long)total_acked, (unsigned long long)max_gap, torn);
+         "crash; %d crashes left the write in flight partly applied; %llu segments were "
+         "durable past a lost one and recovered through its journal",
+         name, (unsigned long long)total_acked, (unsigned long long)max_gap, torn,
+         (unsigned long long)out_of_order);
     free(ref);
 }
 
@@ -294,9 +310,12 @@ int main(void)
     int trials = env ? atoi(env) : 200;
     snprintf(url, sizeof url, "%s/store-kill", root);
     snprintf(cache, sizeof cache, "%s/cache", root);
-    series("kill -9", trials, 11, 0);
+    series("kill -9", trials, 11, 0, NULL);
     snprintf(url, sizeof url, "%s/store-points", root);
-    series("crash_after_puts", trials / 4 > 0 ? trials / 4 : 1, 12, 1);
+    series("crash_after_puts", trials / 4 > 0 ? trials / 4 : 1, 12, 1, NULL);
+    snprintf(url, sizeof url, "%s/store-latency", root);
+    series("kill -9, uploads out of order", trials / 4 > 0 ? trials / 4 : 1, 13, 0,
+           "latency=1,jitter=40,ops=put");
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
