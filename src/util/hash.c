@@ -36,3 +36,19 @@ void sha256_hex(const void *data, size_t len, char out[2 * SHA256_LEN + 1])
     sha256(data, len, d);
     hex_encode(d, SHA256_LEN, out);
 }
+
+int hex_parse_fixed(const char *s, int n, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9')
+            x = (x << 4) | (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            x = (x << 4) | (uint64_t)(c - 'a' + 10);
+        else
+            return -1;
+    }
+    *v = x;
+    return 0;
+}

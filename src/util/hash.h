@@ -12,6 +12,8 @@ void hmac_sha256(const void *key, size_t klen, const void *data, size_t dlen,
                  uint8_t out[SHA256_LEN]);
 /* Lower-case hex of in[0..n) into out (2n+1 bytes incl NUL). */
 void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Parses exactly n lower-case hex digits (n <= 16) into *v; -1 otherwise. */
+int hex_parse_fixed(const char *s, int n, uint64_t *v);
 /* sha256 as 64 lower-case hex digits plus NUL. */
 void sha256_hex(const void *data, size_t len, char out[2 * SHA256_LEN + 1]);
 

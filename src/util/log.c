@@ -53,3 +53,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
         fprintf(stderr, "buoy: %s%s%s\n", level == LOGL_ERROR ? "" : names[level],
                 level == LOGL_ERROR ? "" : ": ", line);
 }
+
+void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

@@ -8,6 +8,7 @@
  * Integers are written and read a byte at a time, little-endian. */
 #include "vol/ckpt.h"
 #include "util/mem.h"
+#include "util/hash.h"
 #include "util/le.h"
 #include "vol/seg.h"
 
@@ -87,23 +88,6 @@ void ckpt_key(uint64_t seq, uint32_t epoch, char out[CKPT_KEY_SIZE])
     snprintf(out, CKPT_KEY_SIZE, "ckpt/%016" PRIx64 ".%08" PRIx32, seq, epoch);
 }
 
-/* Exactly n lower-case hex digits. */
-static int parse_hex(const char *s, int n, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= '0' && c <= '9')
-            x = (x << 4) | (uint64_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            x = (x << 4) | (uint64_t)(c - 'a' + 10);
-        else
-            return -1;
-    }
-    *v = x;
-    return 0;
-}
-
 int ckpt_key_parse(const char *key, uint64_t *seq, uint32_t *epoch)
 {
     /* ckpt/SSSSSSSSSSSSSSSS.EEEEEEEE
@@ -111,7 +95,7 @@ int ckpt_key_parse(const char *key, uint64_t *seq, uint32_t *epoch)
     uint64_t s, e;
     if (strlen(key) != CKPT_KEY_SIZE - 1 || memcmp(key, "ckpt/", 5) != 0 || key[21] != '.')
         return -1;
-    if (parse_hex(key + 5, 16, &s) < 0 || parse_hex(key + 22, 8, &e) < 0)
+    if (hex_parse_fixed(key + 5, 16, &s) < 0 || hex_parse_fixed(key + 22, 8, &e) < 0)
         return -1;
     *seq = s;
     *epoch = (uint32_t)e;

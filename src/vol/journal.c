@@ -82,6 +82,7 @@
  *
  * assert_journal_state() checks rule 2 and the counters in debug builds. */
 #include "vol/journal.h"
+#include "util/log.h"
 #include "util/mem.h"
 #include "util/le.h"
 
@@ -264,16 +265,6 @@ static int read_at(int fd, void *p, size_t len, uint64_t off)
 
 /* --- messages ----------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                           const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Records the journal's last error, "journal PATH: ...", keeping errno. */
 __attribute__((format(printf, 2, 3))) static void jerr(struct journal *j, const char *fmt, ...)

@@ -13,6 +13,7 @@
  * so the sealed object is mem[room - header_len, room + data bytes). */
 #include "vol/seg.h"
 #include "util/mem.h"
+#include "util/hash.h"
 #include "util/le.h"
 
 #include <inttypes.h>
@@ -97,23 +98,6 @@ void seg_key_prefix(uint64_t seq, char out[SEG_KEY_PREFIX_SIZE])
     snprintf(out, SEG_KEY_PREFIX_SIZE, "seg/%02x/%016" PRIx64 ".", seg_key_hash(seq), seq);
 }
 
-/* Exactly n lower-case hex digits. */
-static int parse_hex(const char *s, int n, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= '0' && c <= '9')
-            x = (x << 4) | (uint64_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            x = (x << 4) | (uint64_t)(c - 'a' + 10);
-        else
-            return -1;
-    }
-    *v = x;
-    return 0;
-}
-
 int seg_key_parse(const char *key, uint64_t *seq, uint32_t *epoch)
 {
     /* seg/HH/SSSSSSSSSSSSSSSS.EEEEEEEE
@@ -122,8 +106,8 @@ int seg_key_parse(const char *key, uint64_t *seq, uint32_t *epoch)
     if (strlen(key) != SEG_KEY_SIZE - 1 || memcmp(key, "seg/", 4) != 0 || key[6] != '/' ||
         key[23] != '.')
         return -1;
-    if (parse_hex(key + 4, 2, &hh) < 0 || parse_hex(key + 7, 16, &s) < 0 ||
-        parse_hex(key + 24, 8, &e) < 0)
+    if (hex_parse_fixed(key + 4, 2, &hh) < 0 || hex_parse_fixed(key + 7, 16, &s) < 0 ||
+        hex_parse_fixed(key + 24, 8, &e) < 0)
         return -1;
     if (s == 0 || hh != seg_key_hash(s))
         return -1;
