@@ -265,7 +265,6 @@ static int read_at(int fd, void *p, size_t len, uint64_t off)
 
 /* --- messages ----------------------------------------------------------- */
 
-
 /* Records the journal's last error, "journal PATH: ...", keeping errno. */
 __attribute__((format(printf, 2, 3))) static void jerr(struct journal *j, const char *fmt, ...)
 {
