@@ -279,6 +279,24 @@ void store_req_adopt(struct store_req *parent, struct store_req *child)
     free(child);
 }
 
+struct store_req *store_take_due(struct store_req **list, uint64_t now_ms, uint64_t *next_ms)
+{
+    struct store_req **pp = list, *due = NULL;
+    *next_ms = UINT64_MAX;
+    while (*pp) {
+        struct store_req *r = *pp;
+        if (r->due_ms <= now_ms) {
+            *pp = r->qnext;
+            r->qnext = due; /* pushing newest-first entries reverses them */
+            due = r;
+        } else {
+            *next_ms = r->due_ms < *next_ms ? r->due_ms : *next_ms;
+            pp = &r->qnext;
+        }
+    }
+    return due;
+}
+
 int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct store *s),
                     const unsigned *completions, const int *inflight)
 {

@@ -200,6 +200,11 @@ struct store_req *store_req_child(struct store_req *r, store_done_fn done, void 
 /* Moves a completed child's results into its parent and frees the child. */
 void store_req_adopt(struct store_req *parent, struct store_req *child);
 
+/* Unlinks the requests of a newest-first qnext list whose due_ms has come and
+ * returns them oldest first (through qnext); *next_ms gets the earliest due
+ * time left, UINT64_MAX when none. */
+struct store_req *store_take_due(struct store_req **list, uint64_t now_ms, uint64_t *next_ms);
+
 /* The run() of a layer that holds requests until a due time (retry, fault):
  * fire_due(s) sends on whatever is due and returns ms until the next is, or
  * -1; the loop drives the layer below, sleeps when nothing is on the wire,

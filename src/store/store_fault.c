@@ -158,20 +158,8 @@ static void fault_submit(struct store *s, struct store_req *r)
  * returns ms until the next is due, -1 when none is held. */
 static int fire_due(struct fault_store *f)
 {
-    uint64_t now = clock_mono_ms(), next = UINT64_MAX;
-    struct store_req **pp = &f->waiting, *due = NULL;
-    while (*pp) {
-        struct store_req *r = *pp;
-        if (r->due_ms <= now) {
-            *pp = r->qnext;
-            r->qnext = due;
-            due = r;
-        } else {
-            next = r->due_ms < next ? r->due_ms : next;
-            pp = &r->qnext;
-        }
-    }
-    /* the waiting list is newest first: due is now oldest first */
+    uint64_t now = clock_mono_ms(), next;
+    struct store_req *due = store_take_due(&f->waiting, now, &next);
     while (due) {
         struct store_req *r = due;
         due = r->qnext;

@@ -103,29 +103,17 @@ static void retry_submit(struct store *s, struct store_req *r)
 /* Sends every waiting request whose time has come; returns ms until the next. */
 static int fire_due(struct retry_store *rs)
 {
-    uint64_t now = clock_mono_ms();
-    uint64_t next = UINT64_MAX;
-    struct store_req **pp = &rs->waiting;
-    struct store_req *due = NULL;
-
-    while (*pp) {
-        struct store_req *r = *pp;
-        if (r->due_ms <= now) {
-            *pp = r->qnext;
-            r->qnext = due;
-            due = r;
-        } else {
-            if (r->due_ms < next)
-                next = r->due_ms;
-            pp = &r->qnext;
-        }
-    }
+    uint64_t now = clock_mono_ms(), next;
+    struct store_req *due = store_take_due(&rs->waiting, now, &next);
     while (due) {
         struct store_req *r = due;
         due = r->qnext;
         send(rs, r);
     }
-    return next == UINT64_MAX ? -1 : (int)(next - now);
+    if (next == UINT64_MAX)
+        return -1;
+    now = clock_mono_ms();
+    return next > now ? (int)(next - now) : 0;
 }
 
 static int retry_fire(struct store *s)

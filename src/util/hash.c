@@ -2,6 +2,8 @@
 #include "hash.h"
 
 #include <openssl/evp.h>
+#include <stdio.h>
+#include <xxhash.h>
 #include <openssl/hmac.h>
 #include <stdlib.h>
 
@@ -51,4 +53,22 @@ int hex_parse_fixed(const char *s, int n, uint64_t *v)
     }
     *v = x;
     return 0;
+}
+
+uint64_t xxh3_zeroed8(const void *p, size_t len, size_t off)
+{
+    static const uint8_t zeros[8];
+    const uint8_t *b = p;
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) {
+        fprintf(stderr, "buoy: out of memory allocating an XXH3 state\n");
+        abort();
+    }
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, b, off);
+    XXH3_64bits_update(st, zeros, sizeof zeros);
+    XXH3_64bits_update(st, b + off + 8, len - off - 8);
+    uint64_t v = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return v;
 }

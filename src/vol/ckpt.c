@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 /* The header. */
 enum {
@@ -188,22 +187,10 @@ static int check_live(const struct rules *r, char *err, size_t errlen)
     return 0;
 }
 
-/* XXH3-64 of p[0, len) with the check field read as zeros; len >= 64. */
+/* The check of the whole object with its own check field read as zeros. */
 static uint64_t object_check(const uint8_t *p, size_t len)
 {
-    static const uint8_t zeros[8];
-    XXH3_state_t *st = XXH3_createState();
-    if (!st) {
-        fprintf(stderr, "buoy: out of memory allocating an XXH3 state\n");
-        abort();
-    }
-    XXH3_64bits_reset(st);
-    XXH3_64bits_update(st, p, OFF_CHECK);
-    XXH3_64bits_update(st, zeros, sizeof zeros);
-    XXH3_64bits_update(st, p + CKPT_HDR_LEN, len - CKPT_HDR_LEN);
-    uint64_t v = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return v;
+    return xxh3_zeroed8(p, len, OFF_CHECK);
 }
 
 /* ---- entries ---- */

@@ -129,22 +129,10 @@ uint32_t seg_block_sum(const void *data, uint32_t block_size)
     return (uint32_t)XXH3_64bits(data, block_size);
 }
 
-/* XXH3-64 of h[0, len) with the check field read as zeros; len >= 80. */
+/* The check of the whole object with its own check field read as zeros. */
 static uint64_t header_check(const uint8_t *h, size_t len)
 {
-    static const uint8_t zeros[8];
-    XXH3_state_t *st = XXH3_createState();
-    if (!st) {
-        fprintf(stderr, "buoy: out of memory allocating an XXH3 state\n");
-        abort();
-    }
-    XXH3_64bits_reset(st);
-    XXH3_64bits_update(st, h, OFF_CHECK);
-    XXH3_64bits_update(st, zeros, sizeof zeros);
-    XXH3_64bits_update(st, h + SEG_FIXED_LEN, len - SEG_FIXED_LEN);
-    uint64_t v = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return v;
+    return xxh3_zeroed8(h, len, OFF_CHECK);
 }
 
 static int valid_block_size(uint32_t bs)
