@@ -387,20 +387,29 @@ static int zero_blocks(struct vol *v, uint64_t lba, uint64_t n)
 
 /* ---- reading ---- */
 
+/* A run of blocks to fetch from one segment in the store. */
+struct piece {
+    uint64_t lba, n;
+    uint32_t seg, block;
+    char key[SEG_KEY_SIZE];
+    struct store_req req;
+};
+
 struct read_ctx {
     struct vol *v;
     uint64_t lba0;
     char *out;
-    int rc;
+    struct piece *p;
+    size_t np, cap;
 };
 
+/* Fills holes and blocks held in memory at once; queues the rest. */
 static int read_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_t block,
                       int mapped)
 {
     struct read_ctx *c = arg;
     struct vol *v = c->v;
     char *dst = c->out + (lba - c->lba0) * v->bs;
-    char err[STORE_ERRMSG_MAX];
 
     if (!mapped) {
         memset(dst, 0, n * v->bs);
@@ -412,43 +421,73 @@ static int read_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_
             memcpy(dst + i * v->bs, seg_block(mem, block + (uint32_t)i), v->bs);
         return 0;
     }
-    struct seg_hdr *h = get_hdr(v, seg, err, sizeof err);
-    if (!h) {
-        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", lba, n, err);
-        return c->rc = -EIO;
+    if (c->np == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 8;
+        c->p = xrealloc(c->p, c->cap * sizeof *c->p);
     }
-    char key[SEG_KEY_SIZE];
-    struct buf b = {0};
-    seg_key(v->segs[seg].seq, v->segs[seg].epoch, key);
-    if (store_get(v->st, key, seg_block_offset(h, block), n * v->bs, &b, NULL, err, sizeof err)) {
-        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", lba, n, err);
-        buf_free(&b);
-        return c->rc = -EIO;
-    }
-    if (b.len != n * v->bs) {
-        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": segment %" PRIu64
-                  " returned %zu bytes, not %" PRIu64,
-                  lba, n, v->segs[seg].seq, b.len, n * v->bs);
-        buf_free(&b);
-        return c->rc = -EIO;
-    }
-    for (uint64_t i = 0; i < n; i++)
-        if (seg_verify_block(h, block + (uint32_t)i, b.p + i * v->bs, err, sizeof err)) {
-            log_error("read of block %" PRIu64 ": %s", lba + i, err);
-            buf_free(&b);
-            return c->rc = -EIO;
-        }
-    memcpy(dst, b.p, n * v->bs);
-    v->stats.bytes_read += n * v->bs;
-    buf_free(&b);
+    c->p[c->np++] = (struct piece){.lba = lba, .n = n, .seg = seg, .block = block};
     return 0;
 }
 
+/* Checks a fetched piece block by block and copies it out. */
+static int finish_piece(struct read_ctx *c, struct piece *p)
+{
+    struct vol *v = c->v;
+    char err[STORE_ERRMSG_MAX];
+    struct buf *b = &p->req.body;
+    if (p->req.err) {
+        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", p->lba, p->n, p->req.errmsg);
+        return -EIO;
+    }
+    if (b->len != p->n * v->bs) {
+        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": segment %" PRIu64
+                  " returned %zu bytes, not %" PRIu64,
+                  p->lba, p->n, v->segs[p->seg].seq, b->len, p->n * v->bs);
+        return -EIO;
+    }
+    struct seg_hdr *h = get_hdr(v, p->seg, err, sizeof err);
+    if (!h) {
+        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", p->lba, p->n, err);
+        return -EIO;
+    }
+    for (uint64_t i = 0; i < p->n; i++)
+        if (seg_verify_block(h, p->block + (uint32_t)i, b->p + i * v->bs, err, sizeof err)) {
+            log_error("read of block %" PRIu64 ": %s", p->lba + i, err);
+            return -EIO;
+        }
+    memcpy(c->out + (p->lba - c->lba0) * v->bs, b->p, p->n * v->bs);
+    v->stats.bytes_read += p->n * v->bs;
+    return 0;
+}
+
+/* Reads blocks: holes and in-memory blocks directly, the store pieces with
+ * all their ranged GETs in flight at once, each block checked. */
 static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
 {
     struct read_ctx c = {.v = v, .lba0 = lba, .out = out};
-    int rc = map_lookup(v->map, lba, n, read_piece, &c);
-    return c.rc ? c.rc : rc < 0 ? -EIO : 0;
+    if (map_lookup(v->map, lba, n, read_piece, &c) < 0) {
+        free(c.p);
+        return -EIO;
+    }
+    for (size_t i = 0; i < c.np; i++) {
+        struct piece *p = &c.p[i];
+        struct vseg *s = &v->segs[p->seg];
+        seg_key(s->seq, s->epoch, p->key);
+        p->req = (struct store_req){.op = STORE_GET, .key = p->key,
+                                    .off = s->header_len + (uint64_t)p->block * v->bs,
+                                    .len = p->n * v->bs};
+        store_submit(v->st, &p->req);
+    }
+    for (size_t i = 0; i < c.np; i++)
+        store_wait(v->st, &c.p[i].req);
+    int rc = 0;
+    for (size_t i = 0; i < c.np; i++) {
+        if (!rc)
+            rc = finish_piece(&c, &c.p[i]);
+        store_req_free(&c.p[i].req);
+    }
+    free(c.p);
+    return rc;
 }
 
 static int in_range(const struct vol *v, uint64_t off, uint64_t len)
