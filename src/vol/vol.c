@@ -530,14 +530,21 @@ static int flush_locked(struct vol *v)
     return rc ? rc : wait_uploads(v);
 }
 
-int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
+/* The checks every change shares: 1 to go on, else the call's result. */
+static int change_ok(const struct vol *v, uint64_t off, uint64_t len)
 {
     if (v->read_only)
         return -EROFS;
     if (!in_range(v, off, len))
         return -EINVAL;
-    if (!len)
-        return 0;
+    return len ? 1 : 0;
+}
+
+int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
+{
+    int ok = change_ok(v, off, len);
+    if (ok <= 0)
+        return ok;
     pthread_mutex_lock(&v->lock);
     int rc = v->failed[0] ? -EIO : 0;
     uint64_t first = off / v->bs, last = (off + len - 1) / v->bs, n = last - first + 1;
@@ -564,34 +571,28 @@ int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
     return rc;
 }
 
-int vol_trim(struct vol *v, uint64_t off, uint64_t len)
+/* Zeros a part of one block by read-modify-write. */
+static int write_zeros(struct vol *v, uint64_t off, uint64_t len)
 {
-    if (v->read_only)
-        return -EROFS;
-    if (!in_range(v, off, len))
-        return -EINVAL;
     if (!len)
         return 0;
+    char *zero = xcalloc(1, len);
+    int rc = vol_write(v, zero, off, len, 0);
+    free(zero);
+    return rc;
+}
+
+int vol_trim(struct vol *v, uint64_t off, uint64_t len)
+{
+    int ok = change_ok(v, off, len);
+    if (ok <= 0)
+        return ok;
     uint64_t a = (off + v->bs - 1) / v->bs, z = (off + len) / v->bs; /* whole blocks [a, z) */
-    int rc = 0;
-    if (a >= z) { /* inside one block: write zeros */
-        char *zero = xcalloc(1, len);
-        rc = vol_write(v, zero, off, len, 0);
-        free(zero);
-        return rc;
-    }
-    if (off % v->bs) {
-        size_t head = (size_t)(a * v->bs - off);
-        char *zero = xcalloc(1, head);
-        rc = vol_write(v, zero, off, head, 0);
-        free(zero);
-    }
-    if (!rc && (off + len) % v->bs) {
-        size_t tail = (size_t)((off + len) - z * v->bs);
-        char *zero = xcalloc(1, tail);
-        rc = vol_write(v, zero, z * v->bs, tail, 0);
-        free(zero);
-    }
+    if (a >= z) /* inside one block */
+        return write_zeros(v, off, len);
+    int rc = write_zeros(v, off, a * v->bs - off);
+    if (!rc)
+        rc = write_zeros(v, z * v->bs, off + len - z * v->bs);
     if (rc)
         return rc;
     pthread_mutex_lock(&v->lock);
