@@ -8,6 +8,7 @@
  * corruption of a stored segment, which must be an I/O error, never data. */
 #include "store/store.h"
 #include "tap.h"
+#include "voltest.h"
 #include "util/clock.h"
 #include "util/mem.h"
 #include "util/rng.h"
@@ -32,21 +33,7 @@ static const char *endpoint;
 
 static void make_volume(const char *u)
 {
-    char err[512];
-    struct store_opts so = {.retries = -1, .endpoint = endpoint};
-    struct store *s = store_open(u, &so, err, sizeof err);
-    if (!s)
-        bail_out(err);
-    struct vol_super sb = {.version = 1, .size = VOL_SIZE, .block_size = 4096,
-                           .segment_size = 64 << 10, .compression = "none",
-                           .created = time(NULL)};
-    super_new_uuid(sb.uuid);
-    struct buf b = {0};
-    super_encode(&sb, &b);
-    if (store_put(s, SUPER_KEY, b.p, b.len, STORE_IF_NONE_MATCH, NULL, NULL, err, sizeof err))
-        bail_out(err);
-    buf_free(&b);
-    store_close(s);
+    voltest_make(u, endpoint, VOL_SIZE, 64 << 10);
 }
 
 static struct vol *open_vol(const char *fault)

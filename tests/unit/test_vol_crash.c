@@ -21,6 +21,7 @@
  * number of kill trials; make check runs 200, then 50 of each other kind. */
 #include "store/store.h"
 #include "tap.h"
+#include "voltest.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/rng.h"
@@ -231,20 +232,7 @@ static struct trial run_trial(uint64_t seed, uint64_t start, const char *fault, 
 
 static void make_volume(void)
 {
-    char err[512];
-    struct store *s = store_open(url, NULL, err, sizeof err);
-    if (!s)
-        bail_out(err);
-    struct vol_super sb = {.version = 1, .size = VOL_SIZE, .block_size = 4096,
-                           .segment_size = 32 << 10, .compression = "none",
-                           .created = time(NULL)};
-    super_new_uuid(sb.uuid);
-    struct buf b = {0};
-    super_encode(&sb, &b);
-    if (store_put(s, SUPER_KEY, b.p, b.len, STORE_IF_NONE_MATCH, NULL, NULL, err, sizeof err))
-        bail_out(err);
-    buf_free(&b);
-    store_close(s);
+    voltest_make(url, NULL, VOL_SIZE, 32 << 10);
 }
 
 static void series(const char *name, int trials, uint64_t seed, int use_crash_points,

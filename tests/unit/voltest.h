@@ -1,0 +1,34 @@
+/* voltest.h - helpers the volume engine's tests share (header-only, like
+ * tap.h): making an empty volume without going through the CLI. */
+#ifndef BUOY_VOLTEST_H
+#define BUOY_VOLTEST_H
+
+#include "store/store.h"
+#include "tap.h"
+#include "vol/super.h"
+
+#include <time.h>
+
+/* Writes the superblock of an empty volume at url (endpoint NULL for a
+ * directory store); bails out of the test on failure. */
+static inline void voltest_make(const char *url, const char *endpoint, uint64_t size,
+                                uint32_t segment_size)
+{
+    char err[512];
+    struct store_opts so = {.retries = -1, .endpoint = endpoint};
+    struct store *s = store_open(url, &so, err, sizeof err);
+    if (!s)
+        bail_out(err);
+    struct vol_super sb = {.version = 1, .size = size, .block_size = 4096,
+                           .segment_size = segment_size, .compression = "none",
+                           .created = time(NULL)};
+    super_new_uuid(sb.uuid);
+    struct buf b = {0};
+    super_encode(&sb, &b);
+    if (store_put(s, SUPER_KEY, b.p, b.len, STORE_IF_NONE_MATCH, NULL, NULL, err, sizeof err))
+        bail_out(err);
+    buf_free(&b);
+    store_close(s);
+}
+
+#endif
