@@ -15,7 +15,7 @@ ifeq ($(V),1)
 else
   Q := @
 endif
-PKGS    := libcurl openssl expat json-c libxxhash
+PKGS    := libcurl openssl expat json-c libxxhash fuse3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -39,8 +39,11 @@ endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_MODE) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
 
-LIB_SRCS  := $(wildcard src/util/*.c src/store/*.c src/aws/*.c src/vol/*.c)
-CLI_SRCS  := $(wildcard src/cli/*.c)
+LIB_SRCS  := $(wildcard src/util/*.c src/store/*.c src/aws/*.c src/vol/*.c src/ha/*.c)
+# Frontends linked into the buoy binary (the nbdkit plugin, src/fe/nbdkit_*.c,
+# is a shared object of its own).
+FE_SRCS   := $(filter-out src/fe/nbdkit_%.c,$(wildcard src/fe/*.c))
+CLI_SRCS  := $(wildcard src/cli/*.c) $(FE_SRCS)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 
