@@ -29,6 +29,7 @@
  *     never be applied (prefix consistency) and are deleted, loudly.
  */
 #include "vol.h"
+#include "cache.h"
 #include "ckpt.h"
 #include "journal.h"
 #include "map.h"
@@ -51,7 +52,13 @@
 #include <unistd.h>
 
 #define MAX_CACHED_HEADERS 256
-#define MAX_UPLOADS 4
+#define DEFAULT_UPLOADS 4
+#define DEFAULT_UPLOAD_BYTES (64u << 20)
+#define DEFAULT_CACHE_BYTES (512ull << 20)
+#define COALESCE_GAP 8               /* blocks */
+#define MAX_FETCH_BYTES (8u << 20)   /* one ranged GET */
+#define MAX_FETCH_BLOCKS (MAX_FETCH_BYTES / v->bs)
+#define READAHEAD_MAX (4u << 20)     /* bytes */
 
 struct vseg {
     uint64_t seq;
@@ -98,6 +105,14 @@ struct vol {
     int replaying; /* builders made during recovery have no journal */
     struct upload *uploads; /* in seal order */
     unsigned nuploads;      /* not yet finished or dead */
+    uint64_t upload_bytes;  /* of those */
+    unsigned max_uploads;
+    uint64_t max_upload_bytes;
+    struct cache *cache;    /* NULL when read-only */
+    struct fetch *ra;       /* read-ahead GETs in flight or not yet cached */
+    unsigned nra;
+    uint64_t ra_next, ra_win, ra_end; /* blocks: where a sequential read goes on,
+                                         the window, how far read-ahead has gone */
     char *jdir;
     uint8_t writer_id[16];
     int durability_local, read_only;
@@ -250,6 +265,7 @@ static int reap(struct vol *v)
                 journal_sync(u->j); /* keep what we have for the next open */
             u->dead = 1;
             v->nuploads--;
+            v->upload_bytes -= u->len;
             pp = &u->next;
             continue;
         }
@@ -258,11 +274,14 @@ static int reap(struct vol *v)
             free(h);
             u->dead = 1;
             v->nuploads--;
+            v->upload_bytes -= u->len;
             return fail(v, "segment %" PRIu64 " we sealed does not parse: %s", s->seq, err);
         }
         s->header_len = h->header_len;
         s->ndata = h->ndata_blocks;
         cache_hdr(v, u->idx, h);
+        if (v->cache && s->ndata) /* recently written data is likely read again */
+            cache_put(v->cache, u->idx, 0, s->ndata, seg_block(u->b, 0));
         s->mem = NULL;
         v->stats.segments_uploaded++;
         v->stats.bytes_uploaded += u->len;
@@ -274,8 +293,9 @@ static int reap(struct vol *v)
         store_req_free(&u->req);
         seg_builder_free(u->b);
         *pp = u->next;
-        free(u);
         v->nuploads--;
+        v->upload_bytes -= u->len;
+        free(u);
         v->since_ckpt++;
     }
     if (v->failed[0])
@@ -297,7 +317,7 @@ static int wait_uploads(struct vol *v)
 }
 
 /* Seals the open segment and starts its upload (rule 2); waits while
- * MAX_UPLOADS are already under way (back-pressure). */
+ * max_uploads or max_upload_bytes are already under way (back-pressure). */
 static int seal(struct vol *v)
 {
     if (!v->b)
@@ -321,10 +341,11 @@ static int seal(struct vol *v)
         pp = &(*pp)->next;
     *pp = u;
     v->nuploads++;
+    v->upload_bytes += u->len;
     store_submit(v->st, &u->req);
     store_run(v->st, 0);
     int rc = reap(v);
-    while (!rc && v->nuploads >= MAX_UPLOADS) {
+    while (!rc && (v->nuploads >= v->max_uploads || v->upload_bytes >= v->max_upload_bytes)) {
         store_run(v->st, 1000);
         rc = reap(v);
     }
@@ -391,101 +412,263 @@ static int zero_blocks(struct vol *v, uint64_t lba, uint64_t n)
 struct piece {
     uint64_t lba, n;
     uint32_t seg, block;
+};
+
+/* One ranged GET of blocks [block, block + n) of segment seg, serving the
+ * pieces p[first .. first + npieces).  Gaps of up to COALESCE_GAP blocks
+ * between pieces are fetched too (and cached): a request costs more than a
+ * few blocks of transfer. */
+struct fetch {
+    uint32_t seg, block, n;
+    size_t first, npieces;
+    uint64_t lba_lo, lba_hi; /* the pieces' span, for read-ahead waits */
+    int finished;
     char key[SEG_KEY_SIZE];
     struct store_req req;
+    struct fetch *next; /* read-ahead list */
 };
 
 struct read_ctx {
     struct vol *v;
     uint64_t lba0;
-    char *out;
+    char *out; /* NULL for read-ahead: only fill the cache */
     struct piece *p;
     size_t np, cap;
 };
 
-/* Fills holes and blocks held in memory at once; queues the rest. */
-static int read_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_t block,
-                      int mapped)
+static void add_piece(struct read_ctx *c, uint64_t lba, uint64_t n, uint32_t seg,
+                      uint32_t block)
 {
-    struct read_ctx *c = arg;
-    struct vol *v = c->v;
-    char *dst = c->out + (lba - c->lba0) * v->bs;
-
-    if (!mapped) {
-        memset(dst, 0, n * v->bs);
-        return 0;
-    }
-    struct seg_builder *mem = v->b && seg == v->b_idx ? v->b : v->segs[seg].mem;
-    if (mem) { /* open, or sealed and not yet durable */
-        for (uint64_t i = 0; i < n; i++)
-            memcpy(dst + i * v->bs, seg_block(mem, block + (uint32_t)i), v->bs);
-        return 0;
-    }
     if (c->np == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 8;
         c->p = xrealloc(c->p, c->cap * sizeof *c->p);
     }
     c->p[c->np++] = (struct piece){.lba = lba, .n = n, .seg = seg, .block = block};
+}
+
+/* Fills holes, blocks held in memory and cached blocks at once; queues the
+ * rest as pieces. */
+static int read_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_t block,
+                      int mapped)
+{
+    struct read_ctx *c = arg;
+    struct vol *v = c->v;
+    char *dst = c->out ? c->out + (lba - c->lba0) * v->bs : NULL;
+
+    if (!mapped) {
+        if (dst)
+            memset(dst, 0, n * v->bs);
+        return 0;
+    }
+    struct seg_builder *mem = v->b && seg == v->b_idx ? v->b : v->segs[seg].mem;
+    if (mem) { /* open, or sealed and not yet durable */
+        for (uint64_t i = 0; dst && i < n; i++)
+            memcpy(dst + i * v->bs, seg_block(mem, block + (uint32_t)i), v->bs);
+        return 0;
+    }
+    /* the cache, run by run; each miss starts or extends a piece */
+    uint64_t i = 0, miss = 0;
+    while (i < n) {
+        uint32_t want = n - i > UINT32_MAX ? UINT32_MAX : (uint32_t)(n - i), got = 0;
+        if (v->cache && dst) {
+            got = cache_get(v->cache, seg, block + (uint32_t)i, want, dst + i * v->bs);
+            v->stats.cache_hit_blocks += got;
+        } else if (v->cache)
+            while (got < want && cache_has(v->cache, seg, block + (uint32_t)(i + got)))
+                got++;
+        if (got) {
+            if (miss)
+                add_piece(c, lba + i - miss, miss, seg, block + (uint32_t)(i - miss));
+            miss = 0;
+            i += got;
+            continue;
+        }
+        if (dst)
+            v->stats.cache_miss_blocks++;
+        miss++;
+        i++;
+    }
+    if (miss)
+        add_piece(c, lba + n - miss, miss, seg, block + (uint32_t)(n - miss));
     return 0;
 }
 
-/* Checks a fetched piece block by block and copies it out. */
-static int finish_piece(struct read_ctx *c, struct piece *p)
+static int piece_cmp(const void *a, const void *b)
+{
+    const struct piece *x = a, *y = b;
+    if (x->seg != y->seg)
+        return x->seg < y->seg ? -1 : 1;
+    return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* Groups the pieces, sorted by segment and block, into ranged GETs (see
+ * struct fetch). */
+static struct fetch *plan_fetches(struct read_ctx *c, size_t *nf)
 {
     struct vol *v = c->v;
+    struct fetch *f = xcalloc(c->np ? c->np : 1, sizeof *f);
+    size_t k = 0;
+    if (c->np > 1)
+        qsort(c->p, c->np, sizeof *c->p, piece_cmp);
+    for (size_t i = 0; i < c->np; i++) {
+        struct piece *p = &c->p[i];
+        struct fetch *last = k ? &f[k - 1] : NULL;
+        uint64_t end = last ? (uint64_t)last->block + last->n : 0;
+        if (last && last->seg == p->seg && p->block >= end && p->block - end <= COALESCE_GAP &&
+            p->block + p->n - last->block <= MAX_FETCH_BLOCKS) {
+            last->n = (uint32_t)(p->block + p->n - last->block);
+            last->npieces++;
+            if (p->lba < last->lba_lo)
+                last->lba_lo = p->lba;
+            if (p->lba + p->n > last->lba_hi)
+                last->lba_hi = p->lba + p->n;
+            continue;
+        }
+        f[k++] = (struct fetch){.seg = p->seg, .block = p->block, .n = (uint32_t)p->n,
+                                .first = i, .npieces = 1, .lba_lo = p->lba,
+                                .lba_hi = p->lba + p->n};
+    }
+    for (size_t i = 0; i < k; i++) {
+        struct vseg *s = &v->segs[f[i].seg];
+        seg_key(s->seq, s->epoch, f[i].key);
+        f[i].req = (struct store_req){.op = STORE_GET, .key = f[i].key,
+                                      .off = s->header_len + (uint64_t)f[i].block * v->bs,
+                                      .len = (uint64_t)f[i].n * v->bs};
+    }
+    *nf = k;
+    return f;
+}
+
+/* Checks a finished fetch block by block and caches it.  0, or -EIO with
+ * the reason logged. */
+static int check_fetch(struct vol *v, struct fetch *f)
+{
     char err[STORE_ERRMSG_MAX];
-    struct buf *b = &p->req.body;
-    if (p->req.err) {
-        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", p->lba, p->n, p->req.errmsg);
+    struct buf *b = &f->req.body;
+    if (f->req.err) {
+        log_error("read of segment %" PRIu64 " blocks %u+%u: %s", v->segs[f->seg].seq, f->block,
+                  f->n, f->req.errmsg);
         return -EIO;
     }
-    if (b->len != p->n * v->bs) {
-        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": segment %" PRIu64
-                  " returned %zu bytes, not %" PRIu64,
-                  p->lba, p->n, v->segs[p->seg].seq, b->len, p->n * v->bs);
+    if (b->len != (uint64_t)f->n * v->bs) {
+        log_error("read of segment %" PRIu64 " blocks %u+%u: %zu bytes returned, not %" PRIu64,
+                  v->segs[f->seg].seq, f->block, f->n, b->len, (uint64_t)f->n * v->bs);
         return -EIO;
     }
-    struct seg_hdr *h = get_hdr(v, p->seg, err, sizeof err);
+    struct seg_hdr *h = get_hdr(v, f->seg, err, sizeof err);
     if (!h) {
-        log_error("read of blocks %" PRIu64 "+%" PRIu64 ": %s", p->lba, p->n, err);
+        log_error("read of segment %" PRIu64 ": %s", v->segs[f->seg].seq, err);
         return -EIO;
     }
-    for (uint64_t i = 0; i < p->n; i++)
-        if (seg_verify_block(h, p->block + (uint32_t)i, b->p + i * v->bs, err, sizeof err)) {
-            log_error("read of block %" PRIu64 ": %s", p->lba + i, err);
+    for (uint32_t i = 0; i < f->n; i++)
+        if (seg_verify_block(h, f->block + i, b->p + (size_t)i * v->bs, err, sizeof err)) {
+            log_error("read: %s", err);
             return -EIO;
         }
-    memcpy(c->out + (p->lba - c->lba0) * v->bs, b->p, p->n * v->bs);
-    v->stats.bytes_read += p->n * v->bs;
+    v->stats.bytes_fetched += b->len;
+    if (v->cache)
+        cache_put(v->cache, f->seg, f->block, f->n, b->p);
     return 0;
 }
 
-/* Reads blocks: holes and in-memory blocks directly, the store pieces with
+static void fetch_done(struct store_req *r)
+{
+    struct fetch *f = r->arg;
+    f->finished = 1;
+}
+
+/* Caches finished read-ahead fetches; with wait, first waits for those
+ * overlapping blocks [lba, lba + n). */
+static void reap_readahead(struct vol *v, int wait, uint64_t lba, uint64_t n)
+{
+    for (struct fetch **pp = &v->ra; *pp;) {
+        struct fetch *f = *pp;
+        if (!f->finished && wait && f->lba_lo < lba + n && lba < f->lba_hi)
+            store_wait(v->st, &f->req);
+        if (!f->finished) {
+            pp = &f->next;
+            continue;
+        }
+        if (check_fetch(v, f) == 0)
+            v->stats.readahead_bytes += f->req.body.len;
+        *pp = f->next;
+        store_req_free(&f->req);
+        free(f);
+        v->nra--;
+    }
+}
+
+/* Sequential reads double the read-ahead window up to READAHEAD_MAX; the
+ * next window is fetched into the cache in the background, once the reader
+ * has used half of the one before. */
+static void readahead(struct vol *v, uint64_t lba, uint64_t n)
+{
+    uint64_t end = lba + n, max = READAHEAD_MAX / v->bs;
+    if (!v->cache || lba != v->ra_next) {
+        v->ra_next = end;
+        v->ra_win = 0;
+        v->ra_end = end;
+        return;
+    }
+    v->ra_next = end;
+    v->ra_win = v->ra_win ? v->ra_win * 2 : n * 2 > 32 ? n * 2 : 32;
+    if (v->ra_win > max)
+        v->ra_win = max;
+    if (v->ra_end < end)
+        v->ra_end = end;
+    if (v->ra_end >= end + v->ra_win / 2 || v->ra_end >= v->nblocks || v->nra >= 8)
+        return;
+    uint64_t from = v->ra_end, to = end + v->ra_win > v->nblocks ? v->nblocks : end + v->ra_win;
+    struct read_ctx c = {.v = v, .lba0 = from};
+    if (map_lookup(v->map, from, to - from, read_piece, &c) == 0) {
+        size_t nf;
+        struct fetch *f = plan_fetches(&c, &nf);
+        for (size_t i = 0; i < nf; i++) {
+            struct fetch *x = xmalloc(sizeof *x);
+            *x = f[i];
+            x->req.key = x->key;
+            x->req.done = fetch_done;
+            x->req.arg = x;
+            x->next = v->ra;
+            v->ra = x;
+            v->nra++;
+            store_submit(v->st, &x->req);
+        }
+        free(f);
+    }
+    free(c.p);
+    v->ra_end = to;
+}
+
+/* Reads blocks: holes, in-memory and cached blocks directly, the rest with
  * all their ranged GETs in flight at once, each block checked. */
 static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
 {
+    if (v->ra)
+        reap_readahead(v, 1, lba, n);
     struct read_ctx c = {.v = v, .lba0 = lba, .out = out};
     if (map_lookup(v->map, lba, n, read_piece, &c) < 0) {
         free(c.p);
         return -EIO;
     }
-    for (size_t i = 0; i < c.np; i++) {
-        struct piece *p = &c.p[i];
-        struct vseg *s = &v->segs[p->seg];
-        seg_key(s->seq, s->epoch, p->key);
-        p->req = (struct store_req){.op = STORE_GET, .key = p->key,
-                                    .off = s->header_len + (uint64_t)p->block * v->bs,
-                                    .len = p->n * v->bs};
-        store_submit(v->st, &p->req);
-    }
-    for (size_t i = 0; i < c.np; i++)
-        store_wait(v->st, &c.p[i].req);
+    size_t nf;
+    struct fetch *f = plan_fetches(&c, &nf);
+    for (size_t i = 0; i < nf; i++)
+        store_submit(v->st, &f[i].req);
+    for (size_t i = 0; i < nf; i++)
+        store_wait(v->st, &f[i].req);
     int rc = 0;
-    for (size_t i = 0; i < c.np; i++) {
+    for (size_t i = 0; i < nf; i++) {
         if (!rc)
-            rc = finish_piece(&c, &c.p[i]);
-        store_req_free(&c.p[i].req);
+            rc = check_fetch(v, &f[i]);
+        for (size_t j = f[i].first; !rc && j < f[i].first + f[i].npieces; j++) {
+            struct piece *p = &c.p[j];
+            memcpy(out + (p->lba - lba) * v->bs,
+                   f[i].req.body.p + (size_t)(p->block - f[i].block) * v->bs, p->n * v->bs);
+        }
+        store_req_free(&f[i].req);
     }
+    free(f);
     free(c.p);
     return rc;
 }
@@ -512,6 +695,10 @@ int vol_read(struct vol *v, void *buf, uint64_t off, size_t len)
         if (!rc)
             memcpy(buf, tmp + (off - first * v->bs), len);
         free(tmp);
+    }
+    if (!rc) {
+        v->stats.bytes_read += len;
+        readahead(v, first, n);
     }
     pthread_mutex_unlock(&v->lock);
     return rc;
@@ -759,7 +946,7 @@ static void report_gap(struct vol *v)
 {
     char err[STORE_ERRMSG_MAX];
     uint32_t epoch;
-    for (uint64_t s = v->next_seq + 1; s <= v->next_seq + 2 * MAX_UPLOADS + 8; s++)
+    for (uint64_t s = v->next_seq + 1; s <= v->next_seq + 2 * v->max_uploads + 8; s++)
         if (find_segment(v, s, &epoch, err, sizeof err) == 1) {
             v->stats.segments_ignored++;
             if (!v->read_only) {
@@ -889,14 +1076,15 @@ static void *sealer_main(void *arg)
     while (!v->stopping) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t step = v->nuploads ? 10 : v->seal_age_ms / 4 ? v->seal_age_ms / 4 : 1;
+        uint64_t step = v->nuploads || v->nra ? 10 : v->seal_age_ms / 4 ? v->seal_age_ms / 4 : 1;
         ts.tv_nsec += (long)(step % 1000) * 1000000L;
         ts.tv_sec += (time_t)(step / 1000) + ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&v->wake, &v->lock, &ts);
-        if (!v->stopping && v->nuploads) { /* move uploads along */
+        if (!v->stopping && (v->nuploads || v->nra)) { /* move uploads and read-ahead along */
             store_run(v->st, 0);
             reap(v);
+            reap_readahead(v, 0, 0, 0);
         }
         if (!v->stopping && v->b && !v->failed[0] &&
             clock_mono_ms() - v->b_opened_ms >= v->seal_age_ms)
@@ -940,6 +1128,13 @@ static void free_vol(struct vol *v)
     if (v->st)
         store_close(v->st); /* drains in-flight uploads: their done() needs them alive */
     v->st = NULL;
+    while (v->ra) {
+        struct fetch *f = v->ra;
+        v->ra = f->next;
+        store_req_free(&f->req);
+        free(f);
+    }
+    cache_close(v->cache);
     while (v->uploads) {
         struct upload *u = v->uploads;
         v->uploads = u->next;
@@ -1002,6 +1197,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     v->seg_blocks = v->sb.segment_size / v->bs;
     v->durability_local = o->durability_local;
     v->ckpt_every = o->checkpoint_every > 0 ? (uint32_t)o->checkpoint_every : 64;
+    v->max_uploads = o->max_uploads > 0 ? (unsigned)o->max_uploads : DEFAULT_UPLOADS;
+    v->max_upload_bytes = o->max_upload_bytes ? o->max_upload_bytes : DEFAULT_UPLOAD_BYTES;
     v->next_seq = 1;
     v->map = map_create(on_drop, v);
     if (getrandom(v->writer_id, sizeof v->writer_id, 0) != (ssize_t)sizeof v->writer_id)
@@ -1013,6 +1210,14 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         if (mkdirs(v->jdir) < 0) {
             snprintf(err, errlen, "cannot create %s: %s", v->jdir, strerror(errno));
             goto fail;
+        }
+        if (o->cache_size != VOL_NO_CACHE) {
+            char *path = xasprintf("%s/%s/blocks", o->cache_dir, uuid);
+            v->cache = cache_open(path, o->cache_size ? o->cache_size : DEFAULT_CACHE_BYTES,
+                                  v->bs, err, errlen);
+            free(path);
+            if (!v->cache)
+                goto fail;
         }
     }
     if (load_checkpoint(v, err, errlen) < 0 || scan_segments(v, err, errlen) < 0 ||
@@ -1108,5 +1313,18 @@ void vol_get_stats(struct vol *v, struct vol_stats *out)
         out->pending_bytes += (uint64_t)seg_data_blocks(u->b) * v->bs;
     out->journal_bytes = v->j ? journal_size(v->j) : 0;
     out->request_cost = store_stats_cost(&out->store);
+    out->upload_bytes_in_flight = v->upload_bytes;
+    out->write_amplification =
+        v->stats.bytes_written ? (double)v->stats.bytes_uploaded / (double)v->stats.bytes_written : 0;
+    if (v->cache) {
+        struct cache_stats cs;
+        cache_get_stats(v->cache, &cs);
+        out->cache_bytes = cs.used * v->bs;
+        out->cache_capacity = cs.slots * v->bs;
+        out->cache_corrupt_blocks = cs.corrupt;
+        out->cache_mem_bytes = cache_mem_bytes(v->cache);
+    }
+    uint64_t looked = out->cache_hit_blocks + out->cache_miss_blocks;
+    out->cache_hit_ratio = looked ? (double)out->cache_hit_blocks / (double)looked : 0;
     pthread_mutex_unlock(&v->lock);
 }

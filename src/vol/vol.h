@@ -20,7 +20,11 @@ struct vol_opts {
     int checkpoint_every;  /* segments between checkpoints; 0 = 64 */
     int read_only;         /* recover from the store only; change nothing (no cache dir needed) */
     int seal_age_ms;       /* seal and upload an open segment this old; 0 = 1000 */
+    uint64_t cache_size;   /* local block cache in bytes; 0 = 512 MiB, VOL_NO_CACHE = none */
+    int max_uploads;       /* segment uploads in flight; 0 = 4 */
+    uint64_t max_upload_bytes; /* bytes of sealed segments in flight; 0 = 64 MiB */
 };
+#define VOL_NO_CACHE UINT64_MAX
 
 struct vol_stats {
     struct store_stats store;
@@ -37,6 +41,13 @@ struct vol_stats {
     uint64_t pending_bytes;    /* data written but not yet in the store */
     uint64_t journal_bytes;    /* the open journal's size */
     double request_cost;       /* dollars, at S3 standard request prices */
+    uint64_t upload_bytes_in_flight; /* sealed segments being uploaded */
+    double write_amplification; /* bytes_uploaded / bytes_written */
+    uint64_t bytes_fetched;     /* block data read from the store (read-ahead too) */
+    uint64_t readahead_bytes;   /* of those, fetched ahead of a sequential reader */
+    uint64_t cache_hit_blocks, cache_miss_blocks; /* stored blocks a read looked for */
+    double cache_hit_ratio;
+    uint64_t cache_bytes, cache_capacity, cache_corrupt_blocks, cache_mem_bytes;
 };
 
 struct vol;

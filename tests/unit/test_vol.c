@@ -30,6 +30,7 @@ static char url[300], cache[300];
 static char *ref;
 /* VOL_TEST_ENDPOINT and VOL_TEST_BUCKET run the model on S3 (t1020 does, on moto). */
 static const char *endpoint;
+static uint64_t cache_bytes; /* vol_opts.cache_size of open_vol */
 
 static void make_volume(const char *u)
 {
@@ -42,7 +43,8 @@ static struct vol *open_vol(const char *fault)
     struct vol_opts o = {.store = {.retries = -1, .retry_base_ms = 1, .retry_cap_ms = 4,
                                    .fault = fault, .endpoint = endpoint},
                          .cache_dir = cache,
-                         .checkpoint_every = 4};
+                         .checkpoint_every = 4,
+                         .cache_size = cache_bytes};
     struct vol *v = vol_open(url, &o, err, sizeof err);
     if (!v)
         bail_out(err);
@@ -127,7 +129,9 @@ static void test_model(const char *fault, uint64_t seed, int nops)
     uint64_t t0 = clock_mono_ms();
     v = run_model(v, seed, nops, fault, &c);
     uint64_t ms = clock_mono_ms() - t0;
-    const char *name = fault ? fault : "no faults";
+    char name[200];
+    snprintf(name, sizeof name, "%s, %s block cache", fault ? fault : "no faults",
+             cache_bytes == 0 ? "default" : cache_bytes == VOL_NO_CACHE ? "no" : "a 16-block");
     is_int(c.errors, 0, "%s: no operation failed (%d ops)", name, c.ops);
     is_int(c.read_mismatch, 0, "%s: every read matched the reference (%d reads)", name, c.reads);
     is_int(compare_all(v), -1, "%s: the whole volume matches at the end", name);
@@ -344,6 +348,11 @@ int main(void)
     test_seal_age();
     test_model(NULL, 1, ops);
     test_model("err=0.05,latency=1,seed=4", 2, ops * 4 / 15);
+    cache_bytes = 16 * 4096; /* a block cache that evicts all the time */
+    test_model(NULL, 3, ops / 3);
+    cache_bytes = VOL_NO_CACHE;
+    test_model(NULL, 4, ops / 3);
+    cache_bytes = 0;
     if (!endpoint)
         test_corruption();
     free(ref);

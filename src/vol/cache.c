@@ -1,0 +1,266 @@
+/* cache.c - the bounded local block cache: a ring of slots in one file and an
+ * open-addressing index from (segment, block) to slot.
+ *
+ *   file:   slot 0 | slot 1 | ... | slot N-1      (block_size bytes each)
+ *   head:   the next slot a put writes; it wraps, evicting the oldest
+ *   owner:  slot -> key, EMPTY when the slot holds nothing valid
+ *   sum:    slot -> the block's checksum (seg_block_sum), taken at put
+ *   index:  key -> slot, linear probing, backward-shift deletion, load <= 1/2
+ *
+ * Rules:
+ *  1. index[k] = s exactly when owner[s] = k (checked by cache_check in the
+ *     unit test).
+ *  2. A slot is put in the index only after its bytes were written; a failed
+ *     write leaves the slot EMPTY.
+ *  3. A block read back from the file is returned only if it matches the
+ *     checksum taken at put; a mismatch empties the slot.
+ */
+#include "cache.h"
+#include "seg.h"
+#include "util/mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EMPTY UINT64_MAX
+
+struct cache {
+    int fd;
+    char *path;
+    uint32_t bs;
+    uint32_t nslots, head;
+    uint64_t *owner;  /* nslots */
+    uint32_t *sum;    /* nslots */
+    uint64_t *keys;   /* tsize: EMPTY or a key */
+    uint32_t *slot;   /* tsize */
+    uint32_t tmask;
+    struct cache_stats st;
+};
+
+static uint64_t key_of(uint32_t seg, uint32_t block)
+{
+    return (uint64_t)seg << 32 | block;
+}
+
+static uint32_t hash(const struct cache *c, uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (uint32_t)k & c->tmask;
+}
+
+/* Index position of key k, or -1. */
+static int64_t find(const struct cache *c, uint64_t k)
+{
+    for (uint32_t i = hash(c, k);; i = (i + 1) & c->tmask) {
+        if (c->keys[i] == k)
+            return i;
+        if (c->keys[i] == EMPTY)
+            return -1;
+    }
+}
+
+static void index_del(struct cache *c, uint32_t i)
+{
+    /* backward shift: move later entries of the probe chain into the hole */
+    for (uint32_t j = (i + 1) & c->tmask; c->keys[j] != EMPTY; j = (j + 1) & c->tmask) {
+        uint32_t h = hash(c, c->keys[j]);
+        /* entry j may move to i when its home h is not in (i, j] cyclically */
+        if (((j - h) & c->tmask) >= ((j - i) & c->tmask)) {
+            c->keys[i] = c->keys[j];
+            c->slot[i] = c->slot[j];
+            i = j;
+        }
+    }
+    c->keys[i] = EMPTY;
+}
+
+static void index_put(struct cache *c, uint64_t k, uint32_t s)
+{
+    uint32_t i = hash(c, k);
+    while (c->keys[i] != EMPTY)
+        i = (i + 1) & c->tmask;
+    c->keys[i] = k;
+    c->slot[i] = s;
+}
+
+/* Empties slot s. */
+static void release(struct cache *c, uint32_t s)
+{
+    if (c->owner[s] == EMPTY)
+        return;
+    int64_t i = find(c, c->owner[s]);
+    if (i >= 0)
+        index_del(c, (uint32_t)i);
+    c->owner[s] = EMPTY;
+    c->st.used--;
+}
+
+struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, char *err,
+                         size_t errlen)
+{
+    uint64_t n = block_size ? bytes / block_size : 0;
+    if (n < 16) {
+        snprintf(err, errlen, "cache size %llu is too small: at least 16 blocks of %u bytes",
+                 (unsigned long long)bytes, block_size);
+        return NULL;
+    }
+    if (n > (1u << 30))
+        n = 1u << 30;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cache file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct cache *c = xcalloc(1, sizeof *c);
+    c->fd = fd;
+    c->path = xstrdup(path);
+    c->bs = block_size;
+    c->nslots = (uint32_t)n;
+    uint32_t tsize = 16;
+    while (tsize < 2 * n)
+        tsize *= 2;
+    c->tmask = tsize - 1;
+    c->owner = xmalloc(n * sizeof *c->owner);
+    c->sum = xmalloc(n * sizeof *c->sum);
+    c->keys = xmalloc((size_t)tsize * sizeof *c->keys);
+    c->slot = xmalloc((size_t)tsize * sizeof *c->slot);
+    memset(c->owner, 0xff, n * sizeof *c->owner);
+    memset(c->keys, 0xff, (size_t)tsize * sizeof *c->keys);
+    c->st.slots = n;
+    return c;
+}
+
+void cache_close(struct cache *c)
+{
+    if (!c)
+        return;
+    close(c->fd);
+    unlink(c->path);
+    free(c->path);
+    free(c->owner);
+    free(c->sum);
+    free(c->keys);
+    free(c->slot);
+    free(c);
+}
+
+int cache_has(const struct cache *c, uint32_t seg, uint32_t block)
+{
+    return find(c, key_of(seg, block)) >= 0;
+}
+
+uint32_t cache_get(struct cache *c, uint32_t seg, uint32_t block, uint32_t n, void *out)
+{
+    uint32_t got = 0;
+    char *dst = out;
+    while (got < n) {
+        int64_t i = find(c, key_of(seg, block + got));
+        if (i < 0)
+            break;
+        uint32_t s = c->slot[i], run = 1;
+        while (got + run < n && s + run < c->nslots) {
+            int64_t j = find(c, key_of(seg, block + got + run));
+            if (j < 0 || c->slot[j] != s + run)
+                break;
+            run++;
+        }
+        size_t len = (size_t)run * c->bs;
+        char *p = dst + (size_t)got * c->bs;
+        if (pread(c->fd, p, len, (off_t)s * c->bs) != (ssize_t)len)
+            break;
+        uint32_t good = 0;
+        while (good < run && seg_block_sum(p + (size_t)good * c->bs, c->bs) == c->sum[s + good])
+            good++;
+        got += good;
+        if (good < run) { /* rule 3 */
+            c->st.corrupt++;
+            release(c, s + good);
+            break;
+        }
+    }
+    c->st.hits += got;
+    if (got < n)
+        c->st.misses++;
+    return got;
+}
+
+void cache_put(struct cache *c, uint32_t seg, uint32_t block, uint32_t n, const void *data)
+{
+    const char *src = data;
+    if (n > c->nslots) { /* only the newest nslots can stay */
+        src += (size_t)(n - c->nslots) * c->bs;
+        block += n - c->nslots;
+        n = c->nslots;
+    }
+    while (n) {
+        uint32_t k = c->nslots - c->head < n ? c->nslots - c->head : n;
+        for (uint32_t i = 0; i < k; i++) {
+            release(c, c->head + i);
+            int64_t old = find(c, key_of(seg, block + i));
+            if (old >= 0)
+                release(c, c->slot[old]);
+        }
+        size_t len = (size_t)k * c->bs;
+        if (pwrite(c->fd, src, len, (off_t)c->head * c->bs) == (ssize_t)len) {
+            for (uint32_t i = 0; i < k; i++) {
+                uint64_t key = key_of(seg, block + i);
+                c->owner[c->head + i] = key;
+                c->sum[c->head + i] = seg_block_sum(src + (size_t)i * c->bs, c->bs);
+                index_put(c, key, c->head + i);
+            }
+            c->st.used += k;
+        } else
+            c->st.write_errors++;
+        c->head = (c->head + k) % c->nslots;
+        src += len;
+        block += k;
+        n -= k;
+    }
+}
+
+void cache_get_stats(const struct cache *c, struct cache_stats *out)
+{
+    *out = c->st;
+}
+
+size_t cache_mem_bytes(const struct cache *c)
+{
+    return sizeof *c + (size_t)c->nslots * (sizeof *c->owner + sizeof *c->sum) +
+           ((size_t)c->tmask + 1) * (sizeof *c->keys + sizeof *c->slot);
+}
+
+int cache_check(const struct cache *c, char *err, size_t errlen)
+{
+    uint64_t used = 0, indexed = 0;
+    for (uint32_t s = 0; s < c->nslots; s++) {
+        if (c->owner[s] == EMPTY)
+            continue;
+        used++;
+        int64_t i = find(c, c->owner[s]);
+        if (i < 0 || c->slot[i] != s) {
+            snprintf(err, errlen, "slot %u holds a key the index does not map to it", s);
+            return -1;
+        }
+    }
+    for (uint32_t i = 0; i <= c->tmask; i++)
+        if (c->keys[i] != EMPTY) {
+            indexed++;
+            if (c->slot[i] >= c->nslots || c->owner[c->slot[i]] != c->keys[i]) {
+                snprintf(err, errlen, "index entry %u points at a slot that holds another key", i);
+                return -1;
+            }
+        }
+    if (used != indexed || used != c->st.used) {
+        snprintf(err, errlen, "%llu slots used, %llu indexed, %llu counted",
+                 (unsigned long long)used, (unsigned long long)indexed,
+                 (unsigned long long)c->st.used);
+        return -1;
+    }
+    return 0;
+}

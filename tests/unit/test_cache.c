@@ -1,0 +1,148 @@
+/* test_cache.c - the local block cache against a reference.
+ *
+ * Random runs of blocks are put and got on a small cache; every block the
+ * cache returns must hold the bytes last put under its key, the newest
+ * capacity's worth of blocks must always be there (FIFO), the index must
+ * match the slots after every step, and a cache file that cannot be written
+ * must drop blocks, never return them. */
+#include "tap.h"
+#include "util/rng.h"
+#include "vol/cache.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define BS 512
+#define NSEG 6
+#define NBLK 64
+
+/* Block contents are a function of (seg, block, version). */
+static void fill(char *p, uint32_t seg, uint32_t block, uint32_t ver)
+{
+    for (int i = 0; i < BS; i++)
+        p[i] = (char)(seg * 131 + block * 7 + ver * 31 + i);
+}
+
+static uint32_t version[NSEG][NBLK]; /* 0: never put */
+static uint64_t put_order[NSEG][NBLK];
+
+static void test_model(uint64_t seed, uint32_t slots)
+{
+    char err[256], path[] = "/tmp/buoy-test-cache-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    struct cache *c = cache_open(path, (uint64_t)slots * BS, BS, err, sizeof err);
+    ok(c != NULL, "a cache of %u slots opens", slots);
+    if (!c)
+        return;
+    memset(version, 0, sizeof version);
+    memset(put_order, 0, sizeof put_order);
+    struct rng r;
+    rng_seed(&r, seed);
+    uint64_t clock = 0, wrong = 0, lost = 0, bad_index = 0;
+    char *buf = malloc((size_t)NBLK * BS), *want = malloc(BS);
+    for (int op = 0; op < 20000; op++) {
+        uint32_t seg = (uint32_t)rng_below(&r, NSEG), b = (uint32_t)rng_below(&r, NBLK);
+        uint32_t n = 1 + (uint32_t)rng_below(&r, NBLK - b);
+        if (rng_below(&r, 2)) {
+            for (uint32_t i = 0; i < n; i++) {
+                version[seg][b + i]++;
+                put_order[seg][b + i] = clock + i + 1;
+                fill(buf + (size_t)i * BS, seg, b + i, version[seg][b + i]);
+            }
+            clock += n;
+            cache_put(c, seg, b, n, buf);
+        } else {
+            uint32_t got = cache_get(c, seg, b, n, buf);
+            for (uint32_t i = 0; i < got; i++) {
+                fill(want, seg, b + i, version[seg][b + i]);
+                if (version[seg][b + i] == 0 || memcmp(want, buf + (size_t)i * BS, BS) != 0)
+                    wrong++;
+            }
+            /* the block where it stopped must not be one of the newest `slots` puts */
+            if (got < n && version[seg][b + got] && clock - put_order[seg][b + got] < slots)
+                lost++;
+        }
+        if (op % 1000 == 0 && cache_check(c, err, sizeof err) != 0) {
+            bad_index++;
+            diag("%s", err);
+        }
+    }
+    struct cache_stats st;
+    cache_get_stats(c, &st);
+    is_int(wrong, 0, "seed %llu, %u slots: every block returned holds its latest bytes",
+           (unsigned long long)seed, slots);
+    is_int(lost, 0, "the newest %u blocks put are always there", slots);
+    is_int(bad_index, 0, "the index matches the slots throughout");
+    ok(st.used <= slots && st.hits > 0 && st.misses > 0,
+       "stats: %llu of %u slots used, %llu hits, %llu misses", (unsigned long long)st.used,
+       slots, (unsigned long long)st.hits, (unsigned long long)st.misses);
+    ok(cache_mem_bytes(c) <= 64 * (size_t)slots + 256, "index memory %zu bytes for %u slots",
+       cache_mem_bytes(c), slots);
+    cache_close(c);
+    ok(access(path, F_OK) != 0, "closing removes the cache file");
+    free(buf);
+    free(want);
+}
+
+static void test_errors(void)
+{
+    char err[256];
+    ok(cache_open("/tmp/buoy-test-cache-none/x", 1 << 20, BS, err, sizeof err) == NULL,
+       "a cache in a missing directory fails: %s", err);
+    ok(cache_open("/tmp/buoy-test-cache-small", 4 * BS, BS, err, sizeof err) == NULL,
+       "a cache under 16 blocks is refused: %s", err);
+
+    /* a full disk: with RLIMIT_FSIZE 0 every write to the file fails (EFBIG) */
+    struct cache *c = cache_open("/tmp/buoy-test-cache-full", 64 * BS, BS, err, sizeof err);
+    if (!c)
+        bail_out(err);
+    struct rlimit old, none = {0, 0};
+    getrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_IGN);
+    none.rlim_max = old.rlim_max;
+    setrlimit(RLIMIT_FSIZE, &none);
+    char blk[BS], out[BS];
+    fill(blk, 1, 1, 1);
+    cache_put(c, 1, 1, 1, blk);
+    setrlimit(RLIMIT_FSIZE, &old);
+    struct cache_stats st;
+    cache_get_stats(c, &st);
+    ok(cache_get(c, 1, 1, 1, out) == 0 && st.write_errors == 1 && st.used == 0,
+       "a block the cache file refused is not returned (write errors %llu)",
+       (unsigned long long)st.write_errors);
+    cache_put(c, 1, 1, 1, blk);
+    ok(cache_get(c, 1, 1, 1, out) == 1 && memcmp(out, blk, BS) == 0,
+       "once the disk takes writes again the block is cached");
+
+    /* a flipped byte in the cache file: a miss, never the damaged bytes (the
+     * failed put left slot 0 empty, so the block is in slot 1) */
+    int fd = open("/tmp/buoy-test-cache-full", O_RDWR);
+    char b0;
+    ok(fd >= 0 && pread(fd, &b0, 1, BS + 100) == 1, "the cache file is readable");
+    b0 ^= 0x40;
+    ok(pwrite(fd, &b0, 1, BS + 100) == 1, "one byte of slot 1 flipped");
+    close(fd);
+    cache_get_stats(c, &st);
+    ok(cache_get(c, 1, 1, 1, out) == 0, "the damaged block is not returned");
+    struct cache_stats st2;
+    cache_get_stats(c, &st2);
+    is_int(st2.corrupt - st.corrupt, 1, "and counted as corrupt");
+    ok(cache_check(c, err, sizeof err) == 0 && st2.used == 0, "its slot is emptied");
+    cache_close(c);
+}
+
+int main(void)
+{
+    plan_no_plan();
+    test_model(1, 16);
+    test_model(2, 100);
+    test_model(3, 1000);
+    test_errors();
+    return done_testing();
+}

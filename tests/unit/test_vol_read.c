@@ -1,0 +1,186 @@
+/* test_vol_read.c - the engine's read path: the block cache, read-ahead and
+ * coalesced ranged GETs.
+ *
+ * Counts store requests to check that a sequential reader is served ahead
+ * of time, that a second pass costs no request at all, that pieces of one
+ * segment split by overwrites are fetched with one GET, that a prefetched
+ * window later overwritten is never served stale, and that a damaged cache
+ * file costs a refetch, never wrong data. */
+#include "store/store.h"
+#include "tap.h"
+#include "voltest.h"
+#include "util/mem.h"
+#include "util/rng.h"
+#include "vol/vol.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VOL_SIZE (8u << 20)
+#define BS 4096
+#define CHUNK (64u << 10)
+
+static char root[] = "/tmp/buoy-test-volread-XXXXXX";
+static char url[300], cache[300];
+static char *ref;
+
+static struct vol *open_vol(uint64_t cache_size)
+{
+    char err[512];
+    struct vol_opts o = {.store = {.retries = -1}, .cache_dir = cache, .cache_size = cache_size};
+    struct vol *v = vol_open(url, &o, err, sizeof err);
+    if (!v)
+        bail_out(err);
+    return v;
+}
+
+static uint64_t gets(struct vol *v)
+{
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    return st.store.requests[STORE_GET];
+}
+
+/* Reads [off, off + len) and compares it with the reference. */
+static int read_ok(struct vol *v, uint64_t off, size_t len)
+{
+    char *b = xmalloc(len);
+    int good = vol_read(v, b, off, len) == 0 && memcmp(b, ref + off, len) == 0;
+    free(b);
+    return good;
+}
+
+static void put(struct vol *v, uint64_t off, size_t len, uint64_t seed)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < len; i++)
+        ref[off + i] = (char)rng_next(&r);
+    if (vol_write(v, ref + off, off, len, 0) != 0)
+        bail_out("a write failed");
+}
+
+static void test_sequential(void)
+{
+    struct vol *v = open_vol(0);
+    for (uint64_t off = 0; off < (4u << 20); off += CHUNK)
+        put(v, off, CHUNK, off + 1);
+    is_int(vol_close(v), 0, "4 MiB written in 64 KiB writes");
+
+    v = open_vol(0); /* a cold cache */
+    uint64_t g0 = gets(v);
+    int good = 1, nreads = 0;
+    for (uint64_t off = 0; off < (4u << 20); off += CHUNK, nreads++)
+        good &= read_ok(v, off, CHUNK);
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    ok(good, "a sequential read of 4 MiB in 64 KiB reads returns the data");
+    ok(st.readahead_bytes > 0, "read-ahead fetched %llu bytes ahead of the reader",
+       (unsigned long long)st.readahead_bytes);
+    uint64_t g1 = gets(v);
+    ok(g1 - g0 < (uint64_t)nreads / 2, "%llu GETs for %d reads (headers included)",
+       (unsigned long long)(g1 - g0), nreads);
+    good = 1;
+    for (uint64_t off = 0; off < (4u << 20); off += CHUNK)
+        good &= read_ok(v, off, CHUNK);
+    vol_get_stats(v, &st);
+    ok(good && gets(v) == g1, "a second pass is served from the cache: %llu more GETs",
+       (unsigned long long)(gets(v) - g1));
+    ok(st.cache_hit_ratio > 0.5 && st.cache_bytes >= (4u << 20),
+       "cache hit ratio %.2f, %llu bytes cached", st.cache_hit_ratio,
+       (unsigned long long)st.cache_bytes);
+    vol_close(v);
+}
+
+/* A prefetched window overwritten before it is read: the new data wins. */
+static void test_readahead_then_overwrite(void)
+{
+    struct vol *v = open_vol(0);
+    int good = read_ok(v, 0, CHUNK) && read_ok(v, CHUNK, CHUNK) && read_ok(v, 2 * CHUNK, CHUNK);
+    put(v, 4 * CHUNK + 512, 3 * BS, 777); /* unaligned, inside the read-ahead window */
+    put(v, 6 * CHUNK, CHUNK, 778);
+    for (uint64_t off = 3 * CHUNK; off < 12 * CHUNK; off += CHUNK)
+        good &= read_ok(v, off, CHUNK);
+    ok(good, "reads after overwrites inside the read-ahead window see the new data");
+    is_int(vol_flush(v), 0, "flush");
+    good = 1;
+    for (uint64_t off = 0; off < 12 * CHUNK; off += CHUNK)
+        good &= read_ok(v, off, CHUNK);
+    ok(good, "and so do reads after the overwrites are uploaded");
+    is_int(vol_close(v), 0, "close");
+}
+
+/* Pieces of one segment between overwritten blocks: one GET. */
+static void test_coalesce(void)
+{
+    struct vol *v = open_vol(VOL_NO_CACHE);
+    uint64_t base = 6u << 20;
+    put(v, base, 32 * BS, 901);
+    is_int(vol_flush(v), 0, "32 blocks in one segment");
+    for (int b = 5; b < 32; b += 4)
+        put(v, base + (uint64_t)b * BS, BS, 902 + (uint64_t)b);
+    is_int(vol_close(v), 0, "every 4th block overwritten in a second segment");
+    v = open_vol(VOL_NO_CACHE);
+    ok(read_ok(v, base, BS) && read_ok(v, base + 5 * BS, BS), "one block of each (headers loaded)");
+    uint64_t g0 = gets(v);
+    ok(read_ok(v, base, 32 * BS), "the 32 blocks read back");
+    is_int(gets(v) - g0, 2, "with one GET per segment, not one per piece");
+    vol_close(v);
+}
+
+static void test_damaged_cache(void)
+{
+    struct vol *v = open_vol(0);
+    ok(read_ok(v, 0, 1u << 20), "1 MiB read (now cached)");
+    /* the cache file is CACHE/<uuid>/blocks: damage every byte of it */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "for f in %s/*/blocks; do perl -e 'print \"\\xa5\" x (-s $ARGV[0])' "
+             "$f > $f.bad && dd if=$f.bad of=$f conv=notrunc status=none && rm $f.bad; done",
+             cache);
+    is_int(system(cmd), 0, "the cache file is overwritten with garbage");
+    uint64_t g0 = gets(v);
+    ok(read_ok(v, 0, 1u << 20), "the same 1 MiB still reads right");
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    ok(st.cache_corrupt_blocks > 0 && gets(v) > g0,
+       "%llu damaged cache blocks were refetched (%llu GETs)",
+       (unsigned long long)st.cache_corrupt_blocks, (unsigned long long)(gets(v) - g0));
+    vol_close(v);
+}
+
+static void test_bad_cache_dir(void)
+{
+    char err[512], file[400];
+    snprintf(file, sizeof file, "%s/a-file", root);
+    int fd = open(file, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    struct vol_opts o = {.store = {.retries = -1}, .cache_dir = file};
+    struct vol *v = vol_open(url, &o, err, sizeof err);
+    ok(v == NULL && strstr(err, "a-file"), "a cache dir that is a file is an error: %s", err);
+}
+
+int main(void)
+{
+    plan_no_plan();
+    if (!mkdtemp(root))
+        bail_out("mkdtemp");
+    snprintf(url, sizeof url, "%s/store", root);
+    snprintf(cache, sizeof cache, "%s/cache", root);
+    ref = xcalloc(1, VOL_SIZE);
+    voltest_make(url, NULL, VOL_SIZE, 1 << 20);
+    test_sequential();
+    test_readahead_then_overwrite();
+    test_coalesce();
+    test_damaged_cache();
+    test_bad_cache_dir();
+    free(ref);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    if (system(cmd) != 0)
+        diag("could not remove %s", root);
+    return done_testing();
+}
