@@ -1,4 +1,4 @@
-/* vol.c - the volume engine, first cut: one lock, synchronous uploads.
+/* vol.c - the volume engine: one lock, uploads in the background, cached reads.
  *
  * State (all under v->lock):
  *   segs[]   every segment the map may point into, by index: the map stores

@@ -1,10 +1,10 @@
 /* vol.h - the volume engine: a block device on an object store.
  *
- * This is the first cut of the engine described in docs/ENGINE.md: every
- * call runs under one lock on the caller's thread and segment uploads are
- * synchronous; a sealer thread uploads a segment left open longer than the
- * seal age.  The format and its rules (docs/FORMAT.md) are already the
- * final ones; concurrency, the read cache and read-ahead come next. */
+ * The engine of docs/ENGINE.md: every call is thread-safe (one lock);
+ * writes go to the open segment and its local journal, sealed segments
+ * upload in the background (bounded in count and bytes), reads come from
+ * memory, the local block cache or ranged GETs, with read-ahead for
+ * sequential readers.  The format and its rules are docs/FORMAT.md. */
 #ifndef BUOY_VOL_H
 #define BUOY_VOL_H
 
