@@ -46,6 +46,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -120,6 +122,9 @@ struct vol {
     uint32_t cached_hdrs, clock_hand;
     char failed[512];
     struct vol_stats stats;
+    int lock_fd;                 /* CACHE_DIR/UUID/lock, flock'd: one writer per cache dir */
+    pthread_mutex_t snap_lock;   /* guards snap */
+    struct vol_stats snap;       /* stats as of the last progress, for readers while busy */
 };
 
 /* ---- errors ---- */
@@ -229,6 +234,7 @@ static int open_builder(struct vol *v)
 }
 
 static int write_checkpoint(struct vol *v);
+static void snapshot(struct vol *v);
 
 static void upload_done(struct store_req *r)
 {
@@ -312,6 +318,7 @@ static int wait_uploads(struct vol *v)
     while (v->nuploads) {
         store_run(v->st, 1000);
         rc = reap(v);
+        snapshot(v);
     }
     return v->failed[0] ? -EIO : rc;
 }
@@ -348,6 +355,7 @@ static int seal(struct vol *v)
     while (!rc && (v->nuploads >= v->max_uploads || v->upload_bytes >= v->max_upload_bytes)) {
         store_run(v->st, 1000);
         rc = reap(v);
+        snapshot(v);
     }
     return rc;
 }
@@ -601,7 +609,7 @@ static void reap_readahead(struct vol *v, int wait, uint64_t lba, uint64_t n)
 /* Sequential reads double the read-ahead window up to READAHEAD_MAX; the
  * next window is fetched into the cache in the background, once the reader
  * has used half of the one before. */
-static void readahead(struct vol *v, uint64_t lba, uint64_t n)
+static void read_ahead(struct vol *v, uint64_t lba, uint64_t n)
 {
     uint64_t end = lba + n, max = READAHEAD_MAX / v->bs;
     if (!v->cache || lba != v->ra_next) {
@@ -698,7 +706,7 @@ int vol_read(struct vol *v, void *buf, uint64_t off, size_t len)
     }
     if (!rc) {
         v->stats.bytes_read += len;
-        readahead(v, first, n);
+        read_ahead(v, first, n);
     }
     pthread_mutex_unlock(&v->lock);
     return rc;
@@ -1122,6 +1130,41 @@ static int mkdirs(const char *path)
     return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* One writer per cache dir and volume on this host: an flock on
+ * CACHE_DIR/UUID/lock, holding the writer's pid for the error message.
+ * (Writers on other hosts are kept out by the store lease.) */
+static int take_local_lock(struct vol *v, const char *cache_dir, const char *uuid,
+                           const char *url, char *err, size_t errlen)
+{
+    char *path = xasprintf("%s/%s/lock", cache_dir, uuid);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        snprintf(err, errlen,
+                 "volume %s is in use by another buoy process on this host (pid %s, lock %s); "
+                 "unmount or stop it first",
+                 url, pid[0] ? pid : "unknown", path);
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        log_warn("%s: cannot record the pid: %s", path, strerror(errno));
+    free(path);
+    v->lock_fd = fd;
+    return 0;
+}
+
 static void free_vol(struct vol *v)
 {
     stop_sealer(v);
@@ -1157,7 +1200,10 @@ static void free_vol(struct vol *v)
     if (v->map)
         map_free(v->map);
     free(v->jdir);
+    if (v->lock_fd >= 0)
+        close(v->lock_fd); /* releases the flock */
     pthread_cond_destroy(&v->wake);
+    pthread_mutex_destroy(&v->snap_lock);
     pthread_mutex_destroy(&v->lock);
     free(v);
 }
@@ -1168,7 +1214,9 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     struct buf sbuf = {0};
     char why[STORE_ERRMSG_MAX];
     pthread_mutex_init(&v->lock, NULL);
+    pthread_mutex_init(&v->snap_lock, NULL);
     pthread_cond_init(&v->wake, NULL);
+    v->lock_fd = -1;
 
     v->read_only = o->read_only;
     v->seal_age_ms = o->seal_age_ms > 0 ? (uint32_t)o->seal_age_ms : 1000;
@@ -1211,6 +1259,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
             snprintf(err, errlen, "cannot create %s: %s", v->jdir, strerror(errno));
             goto fail;
         }
+        if (take_local_lock(v, o->cache_dir, uuid, url, err, errlen) < 0)
+            goto fail;
         if (o->cache_size != VOL_NO_CACHE) {
             char *path = xasprintf("%s/%s/blocks", o->cache_dir, uuid);
             v->cache = cache_open(path, o->cache_size ? o->cache_size : DEFAULT_CACHE_BYTES,
@@ -1301,9 +1351,9 @@ void vol_get_info(struct vol *v, struct vol_info *out)
     pthread_mutex_unlock(&v->lock);
 }
 
-void vol_get_stats(struct vol *v, struct vol_stats *out)
+/* Computes the stats; v->lock is held. */
+static void compute_stats(struct vol *v, struct vol_stats *out)
 {
-    pthread_mutex_lock(&v->lock);
     *out = v->stats;
     store_get_stats(v->st, &out->store);
     out->extents = map_count(v->map);
@@ -1326,5 +1376,34 @@ void vol_get_stats(struct vol *v, struct vol_stats *out)
     }
     uint64_t looked = out->cache_hit_blocks + out->cache_miss_blocks;
     out->cache_hit_ratio = looked ? (double)out->cache_hit_blocks / (double)looked : 0;
-    pthread_mutex_unlock(&v->lock);
+    out->error = v->failed[0] != 0;
+}
+
+/* Records the stats for vol_get_stats callers that find the lock busy. */
+static void snapshot(struct vol *v)
+{
+    struct vol_stats st;
+    compute_stats(v, &st);
+    pthread_mutex_lock(&v->snap_lock);
+    v->snap = st;
+    pthread_mutex_unlock(&v->snap_lock);
+}
+
+void vol_get_stats(struct vol *v, struct vol_stats *out)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200 * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    if (pthread_mutex_timedlock(&v->lock, &ts) == 0) {
+        compute_stats(v, out);
+        pthread_mutex_unlock(&v->lock);
+        return;
+    }
+    /* busy (a long flush): the numbers as of its last progress */
+    pthread_mutex_lock(&v->snap_lock);
+    *out = v->snap;
+    pthread_mutex_unlock(&v->snap_lock);
+    out->stale = 1;
 }

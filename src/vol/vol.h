@@ -48,6 +48,8 @@ struct vol_stats {
     uint64_t cache_hit_blocks, cache_miss_blocks; /* stored blocks a read looked for */
     double cache_hit_ratio;
     uint64_t cache_bytes, cache_capacity, cache_corrupt_blocks, cache_mem_bytes;
+    int error; /* in the sticky error state (vol_error says why) */
+    int stale; /* the engine was busy: these are the numbers of its last progress */
 };
 
 struct vol;
@@ -69,6 +71,8 @@ int vol_close(struct vol *v);
 void vol_abandon(struct vol *v);
 uint64_t vol_size(const struct vol *v);
 uint32_t vol_block_size(const struct vol *v);
+/* Fresh numbers, or when a long flush holds the engine for more than
+ * 200 ms, those of its last progress (out->stale set). */
 void vol_get_stats(struct vol *v, struct vol_stats *out);
 struct vol_info {
     uint8_t uuid[16];

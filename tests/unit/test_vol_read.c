@@ -152,6 +152,22 @@ static void test_damaged_cache(void)
     vol_close(v);
 }
 
+/* Two writers with one cache dir on one host would share a journal. */
+static void test_local_lock(void)
+{
+    char err[512];
+    struct vol *v = open_vol(0);
+    struct vol_opts o = {.store = {.retries = -1}, .cache_dir = cache};
+    struct vol *w = vol_open(url, &o, err, sizeof err);
+    ok(w == NULL && strstr(err, "in use by another buoy process"),
+       "a second writer with the same cache dir is refused: %s", err);
+    is_int(vol_close(v), 0, "the first one closes");
+    w = vol_open(url, &o, err, sizeof err);
+    ok(w != NULL, "then the volume opens again");
+    if (w)
+        vol_close(w);
+}
+
 static void test_bad_cache_dir(void)
 {
     char err[512], file[400];
@@ -176,6 +192,7 @@ int main(void)
     test_readahead_then_overwrite();
     test_coalesce();
     test_damaged_cache();
+    test_local_lock();
     test_bad_cache_dir();
     free(ref);
     char cmd[400];
