@@ -3,6 +3,7 @@
 #define BUOY_CLI_COMMANDS_H
 
 #include "opts.h"
+#include "vol/vol.h"
 
 int cmd_version(struct cli_opts *o, int argc, char **argv);
 int cmd_create(struct cli_opts *o, int argc, char **argv);
@@ -10,6 +11,16 @@ int cmd_info(struct cli_opts *o, int argc, char **argv);
 /* Opens the store named by url with the common store options; prints the
  * error and returns NULL on failure. */
 struct store *cli_open_store(const char *url, struct cli_opts *o);
+int cmd_mount(struct cli_opts *o, int argc, char **argv);
+int cmd_umount(struct cli_opts *o, int argc, char **argv);
+int cmd_stats(struct cli_opts *o, int argc, char **argv);
+/* Fills vo from the volume options of o (cache dir into dir, with its
+ * default); 0, or prints a one-line error and returns EXIT_ERR. */
+int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_t dirlen);
+/* Unmounts a buoy FUSE mount (fusermount3 when not root); 0, or -1 and err. */
+int cli_unmount_fuse(const char *mp, int lazy, char *err, size_t errlen);
+/* Waits up to two minutes for process pid to exit. */
+void cli_wait_exit(int pid);
 /* "buoy store <verb> ...": the verb table lives in cmd_store.c. */
 int cmd_store(int argc, char **argv);
 

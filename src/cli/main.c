@@ -19,10 +19,20 @@ static const struct cli_cmd version_cmd = {
 };
 
 static const char *const create_opts[] = {
-    "help", "verbose", "log-level", "size", "block-size", "segment-size", "force",
-    "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries", "fault",
+    "help", "verbose", "log-level", "size", "block-size", "segment-size", "force", "import",
+    "cache-dir", "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries",
+    "fault", NULL,
+};
+
+static const char *const mount_opts[] = {
+    "help", "verbose", "log-level", "foreground", "cache-dir", "cache-size", "durability",
+    "read-only", "fs", "fs-dir", "pid-file", "log-file", "syslog", "allow-other", "endpoint",
+    "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault",
     NULL,
 };
+
+static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
+static const char *const stats_opts[] = {"help", "json", NULL};
 
 static const char *const info_opts[] = {
     "help", "verbose", "log-level", "endpoint", "region", "addressing", "profile",
@@ -35,6 +45,13 @@ static const struct cli_cmd commands[] = {
      cmd_create},
     {"info", "URL", "show a volume's size, segments, live and garbage bytes, last checkpoint",
      info_opts, 1, 1, cmd_info},
+    {"mount", "URL MOUNTPOINT",
+     "serve a volume as the file MOUNTPOINT/disk (FUSE), with MOUNTPOINT/stats beside it",
+     mount_opts, 2, 2, cmd_mount},
+    {"umount", "MOUNTPOINT",
+     "undo buoy mount: unmount --fs, upload everything (with progress), unmount", umount_opts, 1,
+     1, cmd_umount},
+    {"stats", "MOUNTPOINT", "print a mounted volume's statistics", stats_opts, 1, 1, cmd_stats},
 };
 
 static void usage(FILE *out)
@@ -46,6 +63,10 @@ static void usage(FILE *out)
             "commands:\n"
             "  create URL --size N               make a new, empty volume\n"
             "  info URL                          size, segments, live and garbage bytes\n"
+            "  mount URL MOUNTPOINT [--fs ext4 --fs-dir DIR]\n"
+            "                                    serve it as MOUNTPOINT/disk (FUSE)\n"
+            "  umount MOUNTPOINT                 upload everything, then unmount\n"
+            "  stats MOUNTPOINT [--json]         requests, bytes, cache, cost\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  version                           print the version\n"
             "\n"

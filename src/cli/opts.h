@@ -29,6 +29,20 @@ struct cli_opts {
     const char *size;         /* create: volume size, "16G" */
     const char *block_size;   /* create */
     const char *segment_size; /* create */
+    const char *import;       /* create: a disk image to fill the new volume from */
+    /* volume commands (mount, serve) */
+    const char *cache_dir;
+    const char *cache_size;
+    const char *durability;   /* remote | local */
+    int read_only;
+    int foreground;
+    const char *pid_file;
+    const char *log_file;
+    int use_syslog;
+    int allow_other;
+    const char *fs;           /* mount: make and mount this filesystem on a loop device */
+    const char *fs_dir;       /* mount: where */
+    int json;                 /* stats */
 };
 
 struct opt_def {

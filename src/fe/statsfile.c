@@ -1,0 +1,49 @@
+/* statsfile.c - a volume's statistics as "name value" lines (statsfile.h). */
+#include "statsfile.h"
+
+#include <inttypes.h>
+
+void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
+{
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    const struct store_stats *s = &st.store;
+#define U(name, val) buf_printf(out, "%s %" PRIu64 "\n", name, (uint64_t)(val))
+    buf_printf(out, "buoy_stats 1\n");
+    buf_printf(out, "url %s\n", url);
+    U("pid", pid);
+    U("size_bytes", vol_size(v));
+    U("block_size_bytes", vol_block_size(v));
+    U("stale", st.stale);
+    U("error", st.error);
+    U("bytes_written", st.bytes_written);
+    U("bytes_read", st.bytes_read);
+    U("pending_bytes", st.pending_bytes);
+    U("upload_in_flight_bytes", st.upload_bytes_in_flight);
+    U("journal_bytes", st.journal_bytes);
+    U("segments_uploaded", st.segments_uploaded);
+    U("uploaded_bytes", st.bytes_uploaded);
+    buf_printf(out, "write_amplification_ratio %.3f\n", st.write_amplification);
+    U("fetched_bytes", st.bytes_fetched);
+    U("readahead_bytes", st.readahead_bytes);
+    U("cache_hit_blocks", st.cache_hit_blocks);
+    U("cache_miss_blocks", st.cache_miss_blocks);
+    buf_printf(out, "cache_hit_ratio %.3f\n", st.cache_hit_ratio);
+    U("cache_used_bytes", st.cache_bytes);
+    U("cache_capacity_bytes", st.cache_capacity);
+    U("cache_corrupt_blocks", st.cache_corrupt_blocks);
+    U("checkpoints", st.checkpoints);
+    U("extents", st.extents);
+    U("map_memory_bytes", st.map_bytes);
+    U("cache_index_memory_bytes", st.cache_mem_bytes);
+    U("requests_get", s->requests[STORE_GET]);
+    U("requests_put", s->requests[STORE_PUT]);
+    U("requests_head", s->requests[STORE_HEAD]);
+    U("requests_delete", s->requests[STORE_DELETE]);
+    U("requests_list", s->requests[STORE_LIST]);
+    U("retries", s->retries);
+    U("store_up_bytes", s->bytes_up);
+    U("store_down_bytes", s->bytes_down);
+    buf_printf(out, "request_cost_usd %.6f\n", st.request_cost);
+#undef U
+}
