@@ -33,6 +33,7 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("cache_capacity_bytes", st.cache_capacity);
     U("cache_corrupt_blocks", st.cache_corrupt_blocks);
     U("checkpoints", st.checkpoints);
+    U("journal_records_replayed", st.journal_records_replayed);
     U("extents", st.extents);
     U("map_memory_bytes", st.map_bytes);
     U("cache_index_memory_bytes", st.cache_mem_bytes);

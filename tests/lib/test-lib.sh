@@ -653,6 +653,14 @@ _tl_remove_tmp() {
     while read -r m; do
         fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
     done < <(awk -v root="$_tl_tmproot/" 'index($5, root) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+    # and loop devices backed by files there (buoy mount --fs makes them)
+    local f
+    for f in /sys/block/loop*/loop/backing_file; do
+        [ -r "$f" ] || continue
+        case $(cat "$f" 2>/dev/null) in
+        "$_tl_tmproot"/*) losetup -d "/dev/$(basename "$(dirname "$(dirname "$f")")")" 2>/dev/null ;;
+        esac
+    done
     rm -rf --one-file-system "$_tl_tmproot"
 }
 
