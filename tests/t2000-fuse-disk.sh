@@ -115,6 +115,19 @@ test_expect_success '-f stays in the foreground and logs to stderr; the pid file
     grep -q "serving $url" "$TEST_OUT/daemons/fg.log"
 '
 
+test_expect_success 'create --import fills a new volume from a disk image, zeros skipped' '
+    truncate -s 40M "$dir/img" &&
+    dd if=/dev/urandom of="$dir/img" bs=1M count=3 seek=7 conv=notrunc status=none &&
+    "$BUOY" create "$dir/imported" --import "$dir/img" --cache-dir "$cache_root/imp" >"$dir/out" &&
+    grep -q "40 MiB" "$dir/out" &&
+    grep -q "imported 3 MiB of data" "$dir/out" &&
+    buoy_mount imp "$dir/imported" "$mp" --read-only &&
+    cmp "$dir/img" "$mp/disk" &&
+    "$BUOY" umount "$mp" &&
+    test_expect_code 2 "$BUOY" create "$dir/small" --size 1M --import "$dir/img" 2>"$dir/err" &&
+    grep -q "more than --size" "$dir/err"
+'
+
 # Bad input: each a one-line error, a non-zero exit, nothing left mounted.
 one_line_error() { # FILE PATTERN
     test "$(wc -l <"$1")" -eq 1 && grep -q "^buoy: .*$2" "$1" || { cat "$1"; return 1; }

@@ -3,14 +3,22 @@
  * A volume is its superblock (docs/FORMAT.md); creating one writes it with
  * If-None-Match, so two creators racing on one URL cannot both win.  Over an
  * existing volume it refuses, unless --force, which first deletes the old
- * volume's objects (super, lease, seg/, ckpt/; nothing else under the URL). */
+ * volume's objects (super, lease, seg/, ckpt/; nothing else under the URL).
+ * --import FILE then writes a raw disk image into it through the engine,
+ * skipping runs of zeros, with progress, and closes it (everything
+ * uploaded, a checkpoint written). */
 #include "commands.h"
 #include "util/clock.h"
 #include "util/size.h"
 #include "vol/super.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +82,65 @@ static int wipe(struct store *s, const char *url)
     return 0;
 }
 
+static int all_zero(const char *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* --import: the image at fd, size bytes, into the new volume. */
+static int import(struct cli_opts *o, const char *url, int fd, uint64_t size)
+{
+    char dir[PATH_MAX], err[STORE_ERRMSG_MAX], a[32], b[32];
+    struct vol_opts vo;
+    if (cli_vol_opts(o, &vo, dir, sizeof dir))
+        return EXIT_ERR;
+    vo.cache_size = VOL_NO_CACHE; /* nothing will be read back */
+    struct vol *v = vol_open(url, &vo, err, sizeof err);
+    if (!v)
+        return cli_error("%s", err);
+    size_t chunk = 1u << 20;
+    char *buf = malloc(chunk);
+    int tty = isatty(STDERR_FILENO), rc = 0;
+    uint64_t last = clock_mono_ms(), stored = 0;
+    for (uint64_t off = 0; off < size && !rc;) {
+        size_t want = size - off < chunk ? (size_t)(size - off) : chunk;
+        ssize_t r = pread(fd, buf, want, (off_t)off);
+        if (r <= 0) {
+            rc = cli_error("--import: read at %" PRIu64 ": %s", off,
+                           r < 0 ? strerror(errno) : "the file got shorter");
+            break;
+        }
+        if (!all_zero(buf, (size_t)r)) { /* a new volume reads zeros already */
+            if ((rc = vol_write(v, buf, off, (size_t)r, 0)) != 0) {
+                rc = cli_error("--import: writing at %" PRIu64 ": %s", off, strerror(-rc));
+                break;
+            }
+            stored += (uint64_t)r;
+        }
+        off += (uint64_t)r;
+        if (tty && clock_mono_ms() - last > 250) {
+            size_format(off, a, sizeof a);
+            size_format(size, b, sizeof b);
+            fprintf(stderr, "\rbuoy: importing: %s of %s (%.0f%%)   ", a, b,
+                    100.0 * (double)off / (double)size);
+            last = clock_mono_ms();
+        }
+    }
+    free(buf);
+    if (tty)
+        fprintf(stderr, "\rbuoy: importing: uploading the rest and writing a checkpoint...   ");
+    int crc = vol_close(v);
+    if (tty)
+        fputc('\n', stderr);
+    if (!rc && crc)
+        rc = cli_error("--import: closing the volume failed: %s", strerror(-crc));
+    if (!rc) {
+        size_format(stored, a, sizeof a);
+        printf("imported %s of data (zeros skipped)\n", a);
+    }
+    return rc ? EXIT_ERR : EXIT_OK;
+}
+
 int cmd_create(struct cli_opts *o, int argc, char **argv)
 {
     const char *url = argv[0];
@@ -81,9 +148,22 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
     uint64_t bs, seg;
     char err[STORE_ERRMSG_MAX];
 
-    if (!o->size)
+    int img = -1;
+    uint64_t img_size = 0;
+    if (o->import) {
+        struct stat st;
+        img = open(o->import, O_RDONLY | O_CLOEXEC);
+        if (img < 0 || fstat(img, &st) < 0)
+            return cli_error("create: --import %s: %s", o->import, strerror(errno));
+        img_size = (uint64_t)st.st_size;
+        if (S_ISBLK(st.st_mode)) {
+            off_t end = lseek(img, 0, SEEK_END);
+            img_size = end > 0 ? (uint64_t)end : 0;
+        }
+    }
+    if (!o->size && !o->import)
         return cli_error("create: --size is required, e.g. --size 16G"), EXIT_USAGE;
-    if (size_opt("size", o->size, 0, &sb.size) < 0 ||
+    if (size_opt("size", o->size, img_size, &sb.size) < 0 ||
         size_opt("block-size", o->block_size, 4096, &bs) < 0 ||
         size_opt("segment-size", o->segment_size, 8 << 20, &seg) < 0)
         return EXIT_USAGE;
@@ -91,6 +171,10 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
     sb.segment_size = seg > UINT32_MAX ? 0 : (uint32_t)seg;
     if (super_validate(&sb, err, sizeof err) < 0)
         return cli_error("create: %s", err), EXIT_USAGE;
+    if (img >= 0 && img_size > sb.size)
+        return cli_error("create: --import %s is %" PRIu64 " bytes, more than --size", o->import,
+                         img_size),
+               EXIT_USAGE;
 
     struct store *s = cli_open_store(url, o);
     if (!s)
@@ -144,6 +228,12 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
     size_format(sb.segment_size, segsz, sizeof segsz);
     printf("created volume %s: %s, block size %u, segment size %s, uuid %s\n", url, size,
            sb.block_size, segsz, uuid);
+    fflush(stdout);
     store_close(s);
+    if (img >= 0) {
+        int rc = import(o, url, img, img_size);
+        close(img);
+        return rc;
+    }
     return EXIT_OK;
 }
