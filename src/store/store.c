@@ -160,6 +160,13 @@ void store_submit(struct store *s, struct store_req *r)
     s->ops->submit(s, r);
 }
 
+void store_wakeup(struct store *s)
+{
+    for (; s; s = s->next)
+        if (s->ops->wakeup)
+            s->ops->wakeup(s);
+}
+
 int store_run(struct store *s, int timeout_ms)
 {
     if (s->rejected) {
@@ -297,6 +304,11 @@ struct store_req *store_take_due(struct store_req **list, uint64_t now_ms, uint6
     return due;
 }
 
+void store_timed_wakeup(struct store *s)
+{
+    __atomic_store_n(&s->woken, 1, __ATOMIC_RELEASE);
+}
+
 int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct store *s),
                     const unsigned *completions, const int *inflight)
 {
@@ -314,8 +326,13 @@ int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct stor
         until = fire_due(s);
         now = clock_mono_ms();
         left = now >= end ? 0 : (int)(end - now);
-        if (below == 0 && until > 0)
-            clock_sleep_ms((uint64_t)(until < left ? until : left));
+        if (below == 0 && until > 0) {
+            /* in slices, so a store_wakeup() from another thread ends it */
+            int nap = until < left ? until : left;
+            clock_sleep_ms((uint64_t)(nap < 20 ? nap : 20));
+            if (__atomic_exchange_n(&s->woken, 0, __ATOMIC_ACQ_REL))
+                break;
+        }
         if (clock_mono_ms() >= end)
             break;
     }

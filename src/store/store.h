@@ -119,6 +119,10 @@ struct store_ops {
      * the layer below; return the number of requests in flight here and below. */
     int (*run)(struct store *s, int timeout_ms);
     void (*close)(struct store *s);
+    /* Optional, and the one entry point any thread may call: make a run()
+     * blocked in this layer return soon.  NULL when run() never blocks for
+     * long here. */
+    void (*wakeup)(struct store *s);
 };
 
 struct store {
@@ -127,6 +131,7 @@ struct store {
     struct store_stats *stats;  /* shared by every layer of one stack */
     char *url;                  /* for messages: "s3://bucket/prefix", "dir:///path" */
     struct store_req *rejected; /* refused by store_submit, completed by store_run */
+    int woken;                  /* set by store_wakeup (atomically) for timed layers */
 };
 
 enum store_addressing { STORE_ADDR_AUTO = 0, STORE_ADDR_PATH, STORE_ADDR_VIRTUAL };
@@ -154,6 +159,9 @@ void store_close(struct store *s);
 
 void store_submit(struct store *s, struct store_req *r);
 int store_run(struct store *s, int timeout_ms);
+/* From any thread: makes a store_run() blocked on another thread return
+ * soon (so that it can submit new requests). */
+void store_wakeup(struct store *s);
 /* Runs the store until r has completed. */
 void store_wait(struct store *s, struct store_req *r);
 /* Runs the store until nothing is in flight. */
@@ -209,6 +217,8 @@ struct store_req *store_take_due(struct store_req **list, uint64_t now_ms, uint6
  * fire_due(s) sends on whatever is due and returns ms until the next is, or
  * -1; the loop drives the layer below, sleeps when nothing is on the wire,
  * and returns once *completions moves, nothing is in flight, or time is up. */
+/* The wakeup of a timed layer: its sleeps between timers end early. */
+void store_timed_wakeup(struct store *s);
 int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct store *s),
                     const unsigned *completions, const int *inflight);
 

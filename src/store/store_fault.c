@@ -191,6 +191,7 @@ static void fault_close(struct store *s)
 
 static const struct store_ops fault_ops = {
     .name = "fault", .submit = fault_submit, .run = fault_run, .close = fault_close,
+    .wakeup = store_timed_wakeup,
 };
 
 static int parse_prob(const char *v, double *out)

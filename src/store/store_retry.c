@@ -136,6 +136,7 @@ static void retry_close(struct store *s)
 
 static const struct store_ops retry_ops = {
     .name = "retry", .submit = retry_submit, .run = retry_run, .close = retry_close,
+    .wakeup = store_timed_wakeup,
 };
 
 struct store *store_retry_open(struct store *next, const struct store_opts *o)

@@ -614,7 +614,8 @@ static int s3_run(struct store *s, int timeout_ms)
             }
         /* Return as soon as something completed, so callers can react. */
         uint64_t now = clock_mono_ms();
-        if (did || now >= end || (s3->active == 0 && !s3->qhead))
+        if (did || now >= end || (s3->active == 0 && !s3->qhead) ||
+            __atomic_exchange_n(&s->woken, 0, __ATOMIC_ACQ_REL))
             break;
         curl_multi_poll(s3->multi, NULL, 0, (int)(end - now), NULL);
     }
@@ -644,8 +645,14 @@ static void s3_close(struct store *s)
     free(s3);
 }
 
+static void s3_wakeup(struct store *s)
+{
+    __atomic_store_n(&s->woken, 1, __ATOMIC_RELEASE);
+    curl_multi_wakeup(S3_OF(s)->multi);
+}
+
 static const struct store_ops s3_ops = {
-    .name = "s3", .submit = s3_submit, .run = s3_run, .close = s3_close,
+    .name = "s3", .submit = s3_submit, .run = s3_run, .close = s3_close, .wakeup = s3_wakeup,
 };
 
 /* "http://host:port[/]" -> scheme and host[:port].  -1 if malformed. */

@@ -1,4 +1,5 @@
-/* vol.c - the volume engine: one lock, uploads in the background, cached reads.
+/* vol.c - the volume engine: one lock for the state, an I/O thread for the
+ * store (io.c), uploads in the background, cached reads.
  *
  * State (all under v->lock):
  *   segs[]   every segment the map may point into, by index: the map stores
@@ -8,6 +9,13 @@
  *   j        the open segment's journal: every write is appended to it.
  *   map      lba -> (segment index, block); live counts per segment are kept
  *            exact through the map's drop callback.
+ *
+ * Threads: callers (FUSE, NBD, the sealer) take v->lock; every store request
+ * goes to the I/O thread, and a caller waits for it with v->lock released
+ * (a read miss, a flush, back-pressure), except inside a read-modify-write
+ * of partial blocks (v->hold), which must stay atomic.  Whatever is read
+ * before such a wait is looked up again after it (segment indexes, never
+ * pointers into segs[], are kept across it).
  *
  * Rules (docs/FORMAT.md has the format's; these are the engine's):
  *  1. A write is appended to the builder and the journal before the map
@@ -31,6 +39,7 @@
 #include "vol.h"
 #include "cache.h"
 #include "ckpt.h"
+#include "io.h"
 #include "journal.h"
 #include "map.h"
 #include "seg.h"
@@ -79,8 +88,8 @@ struct upload {
     struct journal *j;
     size_t len;
     char key[SEG_KEY_SIZE];
-    struct store_req req;
-    int finished, dead; /* dead: failed; kept so its blocks stay readable */
+    struct io_req q;
+    int dead; /* failed; kept so its blocks stay readable */
     struct upload *next;
 };
 
@@ -92,6 +101,8 @@ struct vol {
     uint64_t nblocks;
     uint32_t seg_blocks;
     uint32_t epoch;
+    struct io *io;          /* the I/O thread: every store request goes through it */
+    int hold;               /* > 0: a read-modify-write holds the lock; waits keep it */
     struct map *map;
     struct vseg *segs;
     uint32_t nsegs, cap;
@@ -184,11 +195,11 @@ static struct seg_hdr *fetch_hdr(struct vol *v, uint32_t idx, char *err, size_t 
     struct buf b = {0};
     uint32_t hlen = 0;
     seg_key(s->seq, s->epoch, key);
-    if (store_get(v->st, key, 0, SEG_FIXED_LEN, &b, NULL, err, errlen))
+    if (io_get(v->io, key, 0, SEG_FIXED_LEN, &b, err, errlen))
         goto fail;
     if (seg_peek(b.p, b.len, &hlen, err, errlen) != 0)
         goto fail;
-    if (hlen > b.len && store_get(v->st, key, 0, hlen, &b, NULL, err, errlen))
+    if (hlen > b.len && io_get(v->io, key, 0, hlen, &b, err, errlen))
         goto fail;
     struct seg_hdr *h = xcalloc(1, sizeof *h);
     if (seg_parse_header(b.p, b.len, h, err, errlen) != 0 ||
@@ -236,10 +247,17 @@ static int open_builder(struct vol *v)
 static int write_checkpoint(struct vol *v);
 static void snapshot(struct vol *v);
 
-static void upload_done(struct store_req *r)
+/* Waits for any I/O to finish after gen was read: with the lock released,
+ * unless a read-modify-write holds it (v->hold), which must stay atomic. */
+static void wait_io(struct vol *v, uint64_t gen)
 {
-    struct upload *u = r->arg;
-    u->finished = 1;
+    if (v->hold) {
+        io_wait_change(v->io, gen, 1000);
+        return;
+    }
+    pthread_mutex_unlock(&v->lock);
+    io_wait_change(v->io, gen, 1000);
+    pthread_mutex_lock(&v->lock);
 }
 
 /* Handles finished uploads (rule 2); checkpoints when nothing is in flight. */
@@ -249,24 +267,24 @@ static int reap(struct vol *v)
     struct upload **pp = &v->uploads;
     while (*pp) {
         struct upload *u = *pp;
-        if (!u->finished || u->dead) {
+        if (u->dead || !io_done(v->io, &u->q)) {
             pp = &u->next;
             continue;
         }
         struct vseg *s = &v->segs[u->idx];
-        const void *obj = u->req.data;
-        int applied = u->req.err == STORE_OK;
-        if (u->req.err == STORE_EPRECOND && u->req.maybe_applied) {
+        const void *obj = u->q.r.data;
+        int applied = u->q.r.err == STORE_OK;
+        if (u->q.r.err == STORE_EPRECOND && u->q.r.maybe_applied) {
             /* our own earlier attempt may be what is there: compare */
             struct buf got = {0};
-            applied = store_get(v->st, u->key, 0, 0, &got, NULL, err, sizeof err) == STORE_OK &&
+            applied = io_get(v->io, u->key, 0, 0, &got, err, sizeof err) == STORE_OK &&
                       got.len == u->len && memcmp(got.p, obj, u->len) == 0;
             buf_free(&got);
         }
         if (!applied) {
             fail(v, "upload of segment %" PRIu64 " failed: %s", s->seq,
-                 u->req.err == STORE_EPRECOND ? "another writer made a segment with this seq"
-                                              : u->req.errmsg);
+                 u->q.r.err == STORE_EPRECOND ? "another writer made a segment with this seq"
+                                              : u->q.r.errmsg);
             if (u->j)
                 journal_sync(u->j); /* keep what we have for the next open */
             u->dead = 1;
@@ -296,7 +314,7 @@ static int reap(struct vol *v)
             if (journal_remove(v->jdir, s->seq, err, sizeof err) < 0)
                 log_warn("journal of segment %" PRIu64 ": %s", s->seq, err);
         }
-        store_req_free(&u->req);
+        store_req_free(&u->q.r);
         seg_builder_free(u->b);
         *pp = u->next;
         v->nuploads--;
@@ -311,16 +329,34 @@ static int reap(struct vol *v)
     return 0;
 }
 
-/* Waits until every upload has finished; -EIO if any failed. */
+/* 1 while a live upload of a segment with seq <= upto is in flight. */
+static int uploading(const struct vol *v, uint64_t upto)
+{
+    for (const struct upload *u = v->uploads; u; u = u->next)
+        if (!u->dead && v->segs[u->idx].seq <= upto)
+            return 1;
+    return 0;
+}
+
+/* Waits until every segment with seq <= upto is durable (uploads sealed by
+ * other threads meanwhile are not waited for); -EIO if an upload failed. */
+static int wait_uploads_upto(struct vol *v, uint64_t upto)
+{
+    for (;;) {
+        uint64_t gen = io_gen(v->io);
+        int rc = reap(v);
+        snapshot(v);
+        if (v->failed[0])
+            return -EIO;
+        if (!uploading(v, upto))
+            return rc;
+        wait_io(v, gen);
+    }
+}
+
 static int wait_uploads(struct vol *v)
 {
-    int rc = reap(v);
-    while (v->nuploads) {
-        store_run(v->st, 1000);
-        rc = reap(v);
-        snapshot(v);
-    }
-    return v->failed[0] ? -EIO : rc;
+    return wait_uploads_upto(v, UINT64_MAX);
 }
 
 /* Seals the open segment and starts its upload (rule 2); waits while
@@ -338,8 +374,8 @@ static int seal(struct vol *v)
     u->b = v->b;
     u->j = v->j;
     seg_key(s->seq, s->epoch, u->key);
-    u->req = (struct store_req){.op = STORE_PUT, .key = u->key, .data = obj, .size = u->len,
-                                .cond = STORE_IF_NONE_MATCH, .done = upload_done, .arg = u};
+    u->q.r = (struct store_req){.op = STORE_PUT, .key = u->key, .data = obj, .size = u->len,
+                                .cond = STORE_IF_NONE_MATCH};
     s->mem = v->b;
     v->b = NULL;
     v->j = NULL;
@@ -349,15 +385,15 @@ static int seal(struct vol *v)
     *pp = u;
     v->nuploads++;
     v->upload_bytes += u->len;
-    store_submit(v->st, &u->req);
-    store_run(v->st, 0);
-    int rc = reap(v);
-    while (!rc && (v->nuploads >= v->max_uploads || v->upload_bytes >= v->max_upload_bytes)) {
-        store_run(v->st, 1000);
-        rc = reap(v);
+    io_submit(v->io, &u->q);
+    for (;;) { /* back-pressure */
+        uint64_t gen = io_gen(v->io);
+        int rc = reap(v);
+        if (rc || (v->nuploads < v->max_uploads && v->upload_bytes < v->max_upload_bytes))
+            return rc;
         snapshot(v);
+        wait_io(v, gen);
     }
-    return rc;
 }
 
 /* ---- writing ---- */
@@ -430,9 +466,11 @@ struct fetch {
     uint32_t seg, block, n;
     size_t first, npieces;
     uint64_t lba_lo, lba_hi; /* the pieces' span, for read-ahead waits */
-    int finished;
     char key[SEG_KEY_SIZE];
-    struct store_req req;
+    struct io_req q;
+    struct io_req hq;   /* the segment's header, when it was not cached at submit */
+    int with_hdr;
+    int waiters;        /* read-ahead: readers waiting for it; it is not freed meanwhile */
     struct fetch *next; /* read-ahead list */
 };
 
@@ -539,12 +577,54 @@ static struct fetch *plan_fetches(struct read_ctx *c, size_t *nf)
     for (size_t i = 0; i < k; i++) {
         struct vseg *s = &v->segs[f[i].seg];
         seg_key(s->seq, s->epoch, f[i].key);
-        f[i].req = (struct store_req){.op = STORE_GET, .key = f[i].key,
+        f[i].q.r = (struct store_req){.op = STORE_GET, .key = f[i].key,
                                       .off = s->header_len + (uint64_t)f[i].block * v->bs,
                                       .len = (uint64_t)f[i].n * v->bs};
+        /* the header comes along, in parallel, unless it is cached or was
+         * asked for by an earlier fetch of this plan */
+        f[i].with_hdr = !s->hdr && s->header_len && (i == 0 || f[i - 1].seg != f[i].seg);
+        if (f[i].with_hdr)
+            f[i].hq.r = (struct store_req){.op = STORE_GET, .key = f[i].key, .off = 0,
+                                           .len = s->header_len};
     }
     *nf = k;
     return f;
+}
+
+/* Parses and checks segment idx's header from bytes; NULL with err. */
+static struct seg_hdr *parse_hdr(struct vol *v, uint32_t idx, const struct buf *b, char *err,
+                                 size_t errlen)
+{
+    struct vseg *s = &v->segs[idx];
+    struct seg_hdr *h = xcalloc(1, sizeof *h);
+    if (seg_parse_header(b->p, b->len, h, err, errlen) != 0 ||
+        seg_check_identity(h, v->sb.uuid, s->seq, s->epoch, v->bs, err, errlen) != 0) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* The header a finished fetch brought, into the header cache. */
+static int take_fetched_hdr(struct vol *v, struct fetch *f)
+{
+    char err[STORE_ERRMSG_MAX];
+    if (f->hq.r.err) {
+        log_error("read of segment %" PRIu64 "'s header: %s", v->segs[f->seg].seq,
+                  f->hq.r.errmsg);
+        return -EIO;
+    }
+    struct seg_hdr *h = parse_hdr(v, f->seg, &f->hq.r.body, err, sizeof err);
+    if (!h) {
+        log_error("read of segment %" PRIu64 ": %s", v->segs[f->seg].seq, err);
+        return -EIO;
+    }
+    if (v->segs[f->seg].hdr) { /* another reader was first */
+        seg_hdr_free(h);
+        free(h);
+    } else
+        cache_hdr(v, f->seg, h);
+    return 0;
 }
 
 /* Checks a finished fetch block by block and caches it.  0, or -EIO with
@@ -552,10 +632,12 @@ static struct fetch *plan_fetches(struct read_ctx *c, size_t *nf)
 static int check_fetch(struct vol *v, struct fetch *f)
 {
     char err[STORE_ERRMSG_MAX];
-    struct buf *b = &f->req.body;
-    if (f->req.err) {
+    struct buf *b = &f->q.r.body;
+    if (f->with_hdr && take_fetched_hdr(v, f) < 0)
+        return -EIO;
+    if (f->q.r.err) {
         log_error("read of segment %" PRIu64 " blocks %u+%u: %s", v->segs[f->seg].seq, f->block,
-                  f->n, f->req.errmsg);
+                  f->n, f->q.r.errmsg);
         return -EIO;
     }
     if (b->len != (uint64_t)f->n * v->bs) {
@@ -579,28 +661,66 @@ static int check_fetch(struct vol *v, struct fetch *f)
     return 0;
 }
 
-static void fetch_done(struct store_req *r)
+static void submit_fetch(struct vol *v, struct fetch *f)
 {
-    struct fetch *f = r->arg;
-    f->finished = 1;
+    f->q.r.key = f->key;
+    io_submit(v->io, &f->q);
+    if (f->with_hdr) {
+        f->hq.r.key = f->key;
+        io_submit(v->io, &f->hq);
+    }
+}
+
+static int fetch_done(struct vol *v, struct fetch *f)
+{
+    return io_done(v->io, &f->q) && (!f->with_hdr || io_done(v->io, &f->hq));
+}
+
+/* Waits for f with the lock released (or kept, under v->hold). */
+static void wait_fetch(struct vol *v, struct fetch *f)
+{
+    int unlock = !v->hold; /* read before unlocking: others change it */
+    if (unlock)
+        pthread_mutex_unlock(&v->lock);
+    io_wait(v->io, &f->q);
+    if (f->with_hdr)
+        io_wait(v->io, &f->hq);
+    if (unlock)
+        pthread_mutex_lock(&v->lock);
+}
+
+static void free_fetch_reqs(struct fetch *f)
+{
+    store_req_free(&f->q.r);
+    if (f->with_hdr)
+        store_req_free(&f->hq.r);
 }
 
 /* Caches finished read-ahead fetches; with wait, first waits for those
- * overlapping blocks [lba, lba + n). */
+ * overlapping blocks [lba, lba + n).  A fetch being waited for is pinned
+ * (waiters) so no other thread frees it while the lock is released. */
 static void reap_readahead(struct vol *v, int wait, uint64_t lba, uint64_t n)
 {
+    for (struct fetch *f = wait ? v->ra : NULL; f;) {
+        if (f->lba_lo < lba + n && lba < f->lba_hi && !fetch_done(v, f)) {
+            f->waiters++;
+            wait_fetch(v, f);
+            f->waiters--;
+            f = v->ra; /* the list may have changed meanwhile: start over */
+            continue;
+        }
+        f = f->next;
+    }
     for (struct fetch **pp = &v->ra; *pp;) {
         struct fetch *f = *pp;
-        if (!f->finished && wait && f->lba_lo < lba + n && lba < f->lba_hi)
-            store_wait(v->st, &f->req);
-        if (!f->finished) {
+        if (f->waiters || !fetch_done(v, f)) {
             pp = &f->next;
             continue;
         }
         if (check_fetch(v, f) == 0)
-            v->stats.readahead_bytes += f->req.body.len;
+            v->stats.readahead_bytes += f->q.r.body.len;
         *pp = f->next;
-        store_req_free(&f->req);
+        free_fetch_reqs(f);
         free(f);
         v->nra--;
     }
@@ -634,13 +754,10 @@ static void read_ahead(struct vol *v, uint64_t lba, uint64_t n)
         for (size_t i = 0; i < nf; i++) {
             struct fetch *x = xmalloc(sizeof *x);
             *x = f[i];
-            x->req.key = x->key;
-            x->req.done = fetch_done;
-            x->req.arg = x;
             x->next = v->ra;
             v->ra = x;
             v->nra++;
-            store_submit(v->st, &x->req);
+            submit_fetch(v, x);
         }
         free(f);
     }
@@ -649,7 +766,8 @@ static void read_ahead(struct vol *v, uint64_t lba, uint64_t n)
 }
 
 /* Reads blocks: holes, in-memory and cached blocks directly, the rest with
- * all their ranged GETs in flight at once, each block checked. */
+ * all their ranged GETs in flight at once, waited for with the lock
+ * released (unless v->hold), each block checked. */
 static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
 {
     if (v->ra)
@@ -662,9 +780,19 @@ static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
     size_t nf;
     struct fetch *f = plan_fetches(&c, &nf);
     for (size_t i = 0; i < nf; i++)
-        store_submit(v->st, &f[i].req);
-    for (size_t i = 0; i < nf; i++)
-        store_wait(v->st, &f[i].req);
+        submit_fetch(v, &f[i]);
+    if (nf) {
+        int unlock = !v->hold; /* read before unlocking: others change it */
+        if (unlock)
+            pthread_mutex_unlock(&v->lock);
+        for (size_t i = 0; i < nf; i++) {
+            io_wait(v->io, &f[i].q);
+            if (f[i].with_hdr)
+                io_wait(v->io, &f[i].hq);
+        }
+        if (unlock)
+            pthread_mutex_lock(&v->lock);
+    }
     int rc = 0;
     for (size_t i = 0; i < nf; i++) {
         if (!rc)
@@ -672,9 +800,9 @@ static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
         for (size_t j = f[i].first; !rc && j < f[i].first + f[i].npieces; j++) {
             struct piece *p = &c.p[j];
             memcpy(out + (p->lba - lba) * v->bs,
-                   f[i].req.body.p + (size_t)(p->block - f[i].block) * v->bs, p->n * v->bs);
+                   f[i].q.r.body.p + (size_t)(p->block - f[i].block) * v->bs, p->n * v->bs);
         }
-        store_req_free(&f[i].req);
+        free_fetch_reqs(&f[i]);
     }
     free(f);
     free(c.p);
@@ -721,8 +849,9 @@ static int flush_locked(struct vol *v)
             return fail(v, "journal: %s", journal_errmsg(v->j));
         return 0;
     }
+    uint64_t upto = v->next_seq - 1; /* the open segment's seq, or the last sealed */
     int rc = seal(v);
-    return rc ? rc : wait_uploads(v);
+    return rc ? rc : wait_uploads_upto(v, upto);
 }
 
 /* The checks every change shares: 1 to go on, else the call's result. */
@@ -746,8 +875,11 @@ int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
     if (!rc && off % v->bs == 0 && len % v->bs == 0)
         rc = write_blocks(v, first, n, buf);
     else if (!rc) {
-        /* read-modify-write of the partial blocks at the edges */
+        /* read-modify-write of the partial blocks at the edges, atomic: the
+         * lock stays held while the edges are read (v->hold), or a write to
+         * another part of an edge block in between would be lost */
         char *tmp = xmalloc(n * v->bs);
+        v->hold++;
         if (off % v->bs)
             rc = read_blocks(v, first, 1, tmp);
         if (!rc && (off + len) % v->bs && (n > 1 || off % v->bs == 0))
@@ -756,6 +888,7 @@ int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
             memcpy(tmp + (off - first * v->bs), buf, len);
             rc = write_blocks(v, first, n, tmp);
         }
+        v->hold--;
         free(tmp);
     }
     if (!rc)
@@ -814,10 +947,10 @@ static void prune_checkpoints(struct vol *v)
     struct store_obj *list;
     size_t n;
     char err[STORE_ERRMSG_MAX];
-    if (store_list(v->st, "ckpt/", &list, &n, err, sizeof err))
+    if (io_list(v->io, "ckpt/", &list, &n, err, sizeof err))
         return;
     for (size_t i = 0; i + 2 < n; i++) /* sorted by key = by seq */
-        if (store_delete(v->st, list[i].key, STORE_COND_NONE, NULL, err, sizeof err))
+        if (io_delete(v->io, list[i].key, err, sizeof err))
             log_warn("%s", err);
     store_list_free(list, n);
 }
@@ -854,8 +987,7 @@ static int write_checkpoint(struct vol *v)
         return fail(v, "checkpoint %" PRIu64 " does not encode: %s", seq, err);
     }
     ckpt_key(seq, v->epoch, key);
-    enum store_err se = store_put(v->st, key, out.p, out.len, STORE_COND_NONE, NULL, NULL, err,
-                                  sizeof err);
+    enum store_err se = io_put(v->io, key, out.p, out.len, STORE_COND_NONE, err, sizeof err);
     buf_free(&out);
     if (se)
         return fail(v, "checkpoint: %s", err);
@@ -871,7 +1003,7 @@ static int load_checkpoint(struct vol *v, char *err, size_t errlen)
 {
     struct store_obj *list;
     size_t n;
-    if (store_list(v->st, "ckpt/", &list, &n, err, errlen))
+    if (io_list(v->io, "ckpt/", &list, &n, err, errlen))
         return -1;
     int rc = 0;
     for (size_t i = n; i-- > 0;) { /* newest first; fall back to older ones */
@@ -882,7 +1014,7 @@ static int load_checkpoint(struct vol *v, char *err, size_t errlen)
         char why[256];
         if (ckpt_key_parse(list[i].key, &seq, &epoch) < 0)
             continue;
-        if (store_get(v->st, list[i].key, 0, 0, &b, NULL, err, errlen)) {
+        if (io_get(v->io, list[i].key, 0, 0, &b, err, errlen)) {
             rc = -1;
             buf_free(&b);
             break;
@@ -932,7 +1064,7 @@ static int find_segment(struct vol *v, uint64_t seq, uint32_t *epoch, char *err,
     size_t n;
     int found = 0;
     seg_key_prefix(seq, prefix);
-    if (store_list(v->st, prefix, &list, &n, err, errlen))
+    if (io_list(v->io, prefix, &list, &n, err, errlen))
         return -1;
     for (size_t i = 0; i < n; i++) {
         uint64_t s;
@@ -960,7 +1092,7 @@ static void report_gap(struct vol *v)
             if (!v->read_only) {
                 char key[SEG_KEY_SIZE];
                 seg_key(s, epoch, key);
-                if (store_delete(v->st, key, STORE_COND_NONE, NULL, err, sizeof err))
+                if (io_delete(v->io, key, err, sizeof err))
                     log_warn("%s", err);
             }
         }
@@ -1089,8 +1221,7 @@ static void *sealer_main(void *arg)
         ts.tv_sec += (time_t)(step / 1000) + ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&v->wake, &v->lock, &ts);
-        if (!v->stopping && (v->nuploads || v->nra)) { /* move uploads and read-ahead along */
-            store_run(v->st, 0);
+        if (!v->stopping && (v->nuploads || v->nra)) { /* finish uploads and read-ahead */
             reap(v);
             reap_readahead(v, 0, 0, 0);
         }
@@ -1168,13 +1299,15 @@ static int take_local_lock(struct vol *v, const char *cache_dir, const char *uui
 static void free_vol(struct vol *v)
 {
     stop_sealer(v);
+    io_stop(v->io); /* waits for what is in flight: those requests point into v */
+    v->io = NULL;
     if (v->st)
-        store_close(v->st); /* drains in-flight uploads: their done() needs them alive */
+        store_close(v->st);
     v->st = NULL;
     while (v->ra) {
         struct fetch *f = v->ra;
         v->ra = f->next;
-        store_req_free(&f->req);
+        free_fetch_reqs(f);
         free(f);
     }
     cache_close(v->cache);
@@ -1184,7 +1317,7 @@ static void free_vol(struct vol *v)
         if (u->j)
             journal_close(u->j); /* kept: its segment may not be durable */
         seg_builder_free(u->b);
-        store_req_free(&u->req);
+        store_req_free(&u->q.r);
         free(u);
     }
     if (v->b)
@@ -1227,7 +1360,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     v->st = store_open(url, &o->store, err, errlen);
     if (!v->st)
         goto fail;
-    enum store_err e = store_get(v->st, SUPER_KEY, 0, 0, &sbuf, NULL, why, sizeof why);
+    v->io = io_start(v->st);
+    enum store_err e = io_get(v->io, SUPER_KEY, 0, 0, &sbuf, why, sizeof why);
     if (e == STORE_ENOTFOUND) {
         snprintf(err, errlen, "no volume at %s; make one with buoy create", url);
         goto fail;
@@ -1270,14 +1404,20 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
                 goto fail;
         }
     }
-    if (load_checkpoint(v, err, errlen) < 0 || scan_segments(v, err, errlen) < 0 ||
-        (!v->read_only && replay_journals(v, err, errlen) < 0))
-        goto fail;
-    report_gap(v);
-    if (!v->read_only && v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
-        snprintf(err, errlen, "%s", v->failed);
-        goto fail;
+    /* recovery runs alone, but under the lock, which its waits release */
+    pthread_mutex_lock(&v->lock);
+    int rrc = load_checkpoint(v, err, errlen) < 0 || scan_segments(v, err, errlen) < 0 ||
+              (!v->read_only && replay_journals(v, err, errlen) < 0);
+    if (!rrc) {
+        report_gap(v);
+        if (!v->read_only && v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
+            snprintf(err, errlen, "%s", v->failed);
+            rrc = 1;
+        }
     }
+    pthread_mutex_unlock(&v->lock);
+    if (rrc)
+        goto fail;
     buf_free(&sbuf);
     if (!v->read_only) {
         if (pthread_create(&v->sealer, NULL, sealer_main, v) != 0) {
@@ -1355,7 +1495,7 @@ void vol_get_info(struct vol *v, struct vol_info *out)
 static void compute_stats(struct vol *v, struct vol_stats *out)
 {
     *out = v->stats;
-    store_get_stats(v->st, &out->store);
+    io_get_stats(v->io, &out->store);
     out->extents = map_count(v->map);
     out->map_bytes = map_mem_bytes(v->map);
     out->pending_bytes = v->b ? (uint64_t)seg_data_blocks(v->b) * v->bs : 0;
