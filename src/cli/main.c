@@ -29,12 +29,20 @@ static const char *const info_opts[] = {
     "unsigned-payload", "retries", "fault", NULL,
 };
 
+static const char *const serve_opts[] = {
+    "help", "verbose", "log-level", "socket", "port", "bind", "cache-dir", "durability",
+    "read-only", "foreground", "pid-file", "run", "endpoint", "region", "addressing", "profile",
+    "unsigned-payload", "retries", "max-inflight", "fault", NULL,
+};
+
 /* Commands that take the common parse: name, args, summary, options, counts, run. */
 static const struct cli_cmd commands[] = {
     {"create", "URL", "make a new, empty volume at URL (--size is required)", create_opts, 1, 1,
      cmd_create},
     {"info", "URL", "show a volume's size, segments, live and garbage bytes, last checkpoint",
      info_opts, 1, 1, cmd_info},
+    {"serve", "URL", "export a volume over NBD (through nbdkit) on a unix socket or a TCP port",
+     serve_opts, 1, 1, cmd_serve},
 };
 
 static void usage(FILE *out)
@@ -46,6 +54,7 @@ static void usage(FILE *out)
             "commands:\n"
             "  create URL --size N               make a new, empty volume\n"
             "  info URL                          size, segments, live and garbage bytes\n"
+            "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  version                           print the version\n"
             "\n"

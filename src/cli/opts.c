@@ -45,6 +45,20 @@ static const struct opt_def defs[] = {
      "map granularity: 512 to 64K, a power of two (default 4K)"},
     {"segment-size", 0, OPT_STR, "SIZE", OFF(segment_size), 0, 0,
      "bytes of data per segment object (default 8M, at most 256M)"},
+    {"socket", 0, OPT_STR, "PATH", OFF(socket_path), 0, 0, "serve on a unix socket at PATH"},
+    {"port", 0, OPT_INT, "N", OFF(port), 1, 65535, "serve on TCP port N (loopback unless --bind)"},
+    {"bind", 0, OPT_STR, "ADDR", OFF(bind_addr), 0, 0,
+     "address the TCP port listens on (default 127.0.0.1)"},
+    {"cache-dir", 0, OPT_STR, "DIR", OFF(cache_dir), 0, 0,
+     "local journal and cache (default /var/cache/buoy)"},
+    {"durability", 0, OPT_STR, "remote|local", OFF(durability), 0, 0,
+     "what a flush waits for: the store (default) or the journal"},
+    {"read-only", 'r', OPT_FLAG, NULL, OFF(read_only), 0, 0, "export the volume read-only"},
+    {"foreground", 'f', OPT_FLAG, NULL, OFF(foreground), 0, 0,
+     "stay in the foreground, log to stderr"},
+    {"pid-file", 0, OPT_STR, "PATH", OFF(pid_file), 0, 0, "write the server's pid to PATH"},
+    {"run", 0, OPT_STR, "CMD", OFF(run_cmd), 0, 0,
+     "serve only while shell command CMD runs ($uri: the export)"},
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 

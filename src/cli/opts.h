@@ -29,6 +29,15 @@ struct cli_opts {
     const char *size;         /* create: volume size, "16G" */
     const char *block_size;   /* create */
     const char *segment_size; /* create */
+    const char *socket_path;  /* serve: --socket */
+    int port;                 /* serve: --port, 0 when not given */
+    const char *bind_addr;    /* serve: --bind (default 127.0.0.1) */
+    const char *cache_dir;    /* serve: journal and cache */
+    const char *durability;   /* serve: remote | local */
+    int read_only;            /* serve */
+    int foreground;           /* serve */
+    const char *pid_file;     /* serve */
+    const char *run_cmd;      /* serve: nbdkit captive mode */
 };
 
 struct opt_def {
