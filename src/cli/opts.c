@@ -48,7 +48,7 @@ static const struct opt_def defs[] = {
     {"socket", 0, OPT_STR, "PATH", OFF(socket_path), 0, 0, "serve on a unix socket at PATH"},
     {"port", 0, OPT_INT, "N", OFF(port), 1, 65535, "serve on TCP port N (loopback unless --bind)"},
     {"bind", 0, OPT_STR, "ADDR", OFF(bind_addr), 0, 0,
-     "address the TCP port listens on (default 127.0.0.1)"},
+     "IP address the TCP port listens on (default 127.0.0.1)"},
     {"cache-dir", 0, OPT_STR, "DIR", OFF(cache_dir), 0, 0,
      "local journal and cache (default /var/cache/buoy)"},
     {"durability", 0, OPT_STR, "remote|local", OFF(durability), 0, 0,
