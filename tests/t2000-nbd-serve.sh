@@ -132,15 +132,18 @@ test_expect_success '--read-only exports a volume that refuses writes' '
 '
 
 test_expect_success 'the background mode: returns once serving, writes the pid file, SIGTERM stops it' '
+    test_when_finished "kill -KILL \$(cat \"$dir/pid\" 2>/dev/null) 2>/dev/null || :" &&
     "$BUOY" serve "$vol" --socket "$sock" --cache-dir "$dir/cache" --pid-file "$dir/pid" &&
     read -r bgpid <"$dir/pid" &&
-    test_when_finished "kill -KILL $bgpid 2>/dev/null || :" &&
     _tl_alive "$bgpid" &&
     grep -q "url=$vol" "/proc/$bgpid/cmdline" &&
     qemu-io -f raw -c "write -P 0x9d 2M 64k" "$uri" >"$dir/io" &&
     kill -TERM "$bgpid" &&
     for i in $(seq 100); do _tl_alive "$bgpid" || break; sleep 0.1; done &&
     ! _tl_alive "$bgpid" &&
+    BUOY_NBDKIT=/nonexistent/nbdkit test_expect_code 1 "$BUOY" serve "$vol" --socket "$sock" \
+        --cache-dir "$dir/cache" 2>"$dir/err" &&
+    grep -q "cannot run /nonexistent/nbdkit" "$dir/err" &&
     serve_start unix "$vol" "$sock" --cache-dir "$dir/fresh-cache" &&
     qemu-io -f raw -c "read -P 0x9d 2M 64k" "$uri" >"$dir/io" &&
     stop_daemon unix
