@@ -30,6 +30,9 @@ ifeq ($(MODE),asan)
   OUT    := build-asan
   CFLAGS_MODE := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                  -fno-sanitize-recover=undefined
+  # buoy serve runs the (instrumented) plugin inside nbdkit, which is not:
+  # the ASan runtime has to be preloaded into nbdkit (src/cli/cmd_serve.c).
+  CFLAGS_MODE += -DBUOY_ASAN_RUNTIME='"$(shell $(CC) -print-file-name=libasan.so)"'
   LDFLAGS_MODE := -fsanitize=address,undefined
 else
   OUT    := build
@@ -46,6 +49,11 @@ FE_SRCS   := $(filter-out src/fe/nbdkit_%.c,$(wildcard src/fe/*.c))
 CLI_SRCS  := $(wildcard src/cli/*.c) $(FE_SRCS)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
+# The nbdkit plugin: the library and the plugin compiled again as PIC, with
+# only plugin_init visible, linked into one shared object nbdkit dlopen()s.
+PLUGIN_SRCS := $(LIB_SRCS) $(wildcard src/fe/nbdkit_*.c)
+PLUGIN_OBJS := $(PLUGIN_SRCS:%.c=$(OUT)/pic/%.o)
+PLUGIN    := $(OUT)/nbdkit-buoy-plugin.so
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
@@ -53,12 +61,21 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tools/%)
 
 .PHONY: all asan deps demo check unit test stress format clean
-all: $(OUT)/buoy $(OUT)/libbuoy.a $(UNIT_BINS) $(TOOL_BINS)
+all: $(OUT)/buoy $(OUT)/libbuoy.a $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS)
 
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUT)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC PIC  $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+
+$(PLUGIN): $(PLUGIN_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -o $@ $(PLUGIN_OBJS) $(LDLIBS)
 
 $(OUT)/libbuoy.a: $(LIB_OBJS)
 	@rm -f $@
@@ -109,11 +126,11 @@ stress:
 	TRIALS=$${TRIALS:-2000} prove -v build-asan/tests/test_vol_crash
 
 format:
-	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(wildcard src/*/*.h tests/unit/*.h)
+	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(wildcard src/fe/nbdkit_*.c) $(UNIT_SRCS) $(TOOL_SRCS) $(wildcard src/*/*.h tests/unit/*.h)
 
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/unit/%.d) \
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(PLUGIN_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/unit/%.d) \
          $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tests/tools/%.d)
 .SECONDARY:

@@ -8,6 +8,7 @@
 int cmd_version(struct cli_opts *o, int argc, char **argv);
 int cmd_create(struct cli_opts *o, int argc, char **argv);
 int cmd_info(struct cli_opts *o, int argc, char **argv);
+int cmd_serve(struct cli_opts *o, int argc, char **argv);
 /* Opens the store named by url with the common store options; prints the
  * error and returns NULL on failure. */
 struct store *cli_open_store(const char *url, struct cli_opts *o);

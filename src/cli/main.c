@@ -39,6 +39,12 @@ static const char *const info_opts[] = {
     "unsigned-payload", "retries", "fault", NULL,
 };
 
+static const char *const serve_opts[] = {
+    "help", "verbose", "log-level", "socket", "port", "bind", "cache-dir", "durability",
+    "read-only", "foreground", "pid-file", "run", "endpoint", "region", "addressing", "profile",
+    "unsigned-payload", "retries", "max-inflight", "fault", NULL,
+};
+
 /* Commands that take the common parse: name, args, summary, options, counts, run. */
 static const struct cli_cmd commands[] = {
     {"create", "URL", "make a new, empty volume at URL (--size is required)", create_opts, 1, 1,
@@ -52,6 +58,8 @@ static const struct cli_cmd commands[] = {
      "undo buoy mount: unmount --fs, upload everything (with progress), unmount", umount_opts, 1,
      1, cmd_umount},
     {"stats", "MOUNTPOINT", "print a mounted volume's statistics", stats_opts, 1, 1, cmd_stats},
+    {"serve", "URL", "export a volume over NBD (through nbdkit) on a unix socket or a TCP port",
+     serve_opts, 1, 1, cmd_serve},
 };
 
 static void usage(FILE *out)
@@ -67,6 +75,7 @@ static void usage(FILE *out)
             "                                    serve it as MOUNTPOINT/disk (FUSE)\n"
             "  umount MOUNTPOINT                 upload everything, then unmount\n"
             "  stats MOUNTPOINT [--json]         requests, bytes, cache, cost\n"
+            "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  version                           print the version\n"
             "\n"

@@ -66,6 +66,12 @@ static const struct opt_def defs[] = {
      "attach the disk to a loop device, make a TYPE filesystem on first use, mount it"},
     {"fs-dir", 0, OPT_STR, "DIR", OFF(fs_dir), 0, 0, "where --fs mounts the filesystem"},
     {"json", 0, OPT_FLAG, NULL, OFF(json), 0, 0, "print JSON"},
+    {"socket", 0, OPT_STR, "PATH", OFF(socket_path), 0, 0, "serve on a unix socket at PATH"},
+    {"port", 0, OPT_INT, "N", OFF(port), 1, 65535, "serve on TCP port N (loopback unless --bind)"},
+    {"bind", 0, OPT_STR, "ADDR", OFF(bind_addr), 0, 0,
+     "IP address the TCP port listens on (default 127.0.0.1)"},
+    {"run", 0, OPT_STR, "CMD", OFF(run_cmd), 0, 0,
+     "serve only while shell command CMD runs ($uri: the export)"},
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 

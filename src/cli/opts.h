@@ -43,6 +43,10 @@ struct cli_opts {
     const char *fs;           /* mount: make and mount this filesystem on a loop device */
     const char *fs_dir;       /* mount: where */
     int json;                 /* stats */
+    const char *socket_path;  /* serve: --socket */
+    int port;                 /* serve: --port, 0 when not given */
+    const char *bind_addr;    /* serve: --bind (default 127.0.0.1) */
+    const char *run_cmd;      /* serve: nbdkit captive mode */
 };
 
 struct opt_def {
