@@ -93,6 +93,15 @@ struct upload {
     struct upload *next;
 };
 
+/* An open segment: its builder, index and journal. */
+struct wseg {
+    struct seg_builder *b; /* NULL when none is open */
+    uint32_t idx;
+    struct journal *j;
+    uint64_t opened_ms; /* monotonic: when it got its first write */
+};
+enum { W_USER = 0, W_GC = 1 };
+
 struct vol {
     pthread_mutex_t lock;
     struct store *st;
@@ -107,14 +116,11 @@ struct vol {
     struct vseg *segs;
     uint32_t nsegs, cap;
     uint64_t next_seq;
-    struct seg_builder *b;
-    uint32_t b_idx;
-    uint64_t b_opened_ms; /* monotonic: when the open segment got its first write */
+    struct wseg w[2];     /* the open segments: W_USER's for writes, W_GC's for copies */
     uint32_t seal_age_ms;
     pthread_t sealer;
     pthread_cond_t wake;
     int sealer_running, stopping;
-    struct journal *j;
     int replaying; /* builders made during recovery have no journal */
     struct upload *uploads; /* in seal order */
     unsigned nuploads;      /* not yet finished or dead */
@@ -226,22 +232,37 @@ static struct seg_hdr *get_hdr(struct vol *v, uint32_t idx, char *err, size_t er
 
 /* ---- the open segment ---- */
 
-static int open_builder(struct vol *v)
+static int seal(struct vol *v, struct wseg *w);
+
+/* Opens segment next_seq in slot w (rule 7 for the GC slot). */
+static int open_builder(struct vol *v, struct wseg *w)
 {
     char err[512];
-    if (v->b)
+    if (w == &v->w[W_GC])
+        while (v->w[W_USER].b) { /* rule 7; seal may wait with the lock released */
+            int rc = seal(v, &v->w[W_USER]);
+            if (rc)
+                return rc;
+        }
+    if (w->b)
         return 0;
-    v->b = seg_builder_new(v->sb.uuid, v->next_seq, v->epoch, v->bs, v->seg_blocks);
-    if (!v->b)
+    w->b = seg_builder_new(v->sb.uuid, v->next_seq, v->epoch, v->bs, v->seg_blocks);
+    if (!w->b)
         return fail(v, "cannot start segment %" PRIu64, v->next_seq);
-    v->b_idx = add_seg(v, v->next_seq, v->epoch);
-    v->b_opened_ms = clock_mono_ms();
+    w->idx = add_seg(v, v->next_seq, v->epoch);
+    v->segs[w->idx].mem = w->b; /* read from memory until uploaded */
+    w->opened_ms = clock_mono_ms();
     if (!v->replaying &&
-        journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs, &v->j,
+        journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs, &w->j,
                        err, sizeof err) < 0)
         return fail(v, "journal: %s", err);
     v->next_seq++;
     return 0;
+}
+
+static int any_open(const struct vol *v)
+{
+    return v->w[W_USER].b || v->w[W_GC].b;
 }
 
 static int write_checkpoint(struct vol *v);
@@ -324,7 +345,7 @@ static int reap(struct vol *v)
     }
     if (v->failed[0])
         return -EIO;
-    if (!v->uploads && !v->b && !v->replaying && v->since_ckpt >= v->ckpt_every)
+    if (!v->uploads && !any_open(v) && !v->replaying && v->since_ckpt >= v->ckpt_every)
         return write_checkpoint(v);
     return 0;
 }
@@ -361,24 +382,23 @@ static int wait_uploads(struct vol *v)
 
 /* Seals the open segment and starts its upload (rule 2); waits while
  * max_uploads or max_upload_bytes are already under way (back-pressure). */
-static int seal(struct vol *v)
+static int seal(struct vol *v, struct wseg *w)
 {
-    if (!v->b)
+    if (!w->b)
         return 0;
     if (v->failed[0])
         return -EIO;
-    struct vseg *s = &v->segs[v->b_idx];
+    struct vseg *s = &v->segs[w->idx];
     struct upload *u = xcalloc(1, sizeof *u);
-    const void *obj = seg_seal(v->b, (int64_t)time(NULL), &u->len);
-    u->idx = v->b_idx;
-    u->b = v->b;
-    u->j = v->j;
+    const void *obj = seg_seal(w->b, (int64_t)time(NULL), &u->len);
+    u->idx = w->idx;
+    u->b = w->b;
+    u->j = w->j;
     seg_key(s->seq, s->epoch, u->key);
     u->q.r = (struct store_req){.op = STORE_PUT, .key = u->key, .data = obj, .size = u->len,
                                 .cond = STORE_IF_NONE_MATCH};
-    s->mem = v->b;
-    v->b = NULL;
-    v->j = NULL;
+    w->b = NULL;
+    w->j = NULL;
     struct upload **pp = &v->uploads;
     while (*pp)
         pp = &(*pp)->next;
@@ -400,28 +420,29 @@ static int seal(struct vol *v)
 
 static int write_blocks(struct vol *v, uint64_t lba, uint64_t n, const char *data)
 {
+    struct wseg *w = &v->w[W_USER];
     while (n) {
-        int rc = open_builder(v);
+        int rc = open_builder(v, w);
         if (rc)
             return rc;
-        uint32_t room = seg_room(v->b);
+        uint32_t room = seg_room(w->b);
         uint32_t k = n < room ? (uint32_t)n : room;
-        int64_t first = k ? seg_add_data(v->b, lba, k, data) : -1;
+        int64_t first = k ? seg_add_data(w->b, lba, k, data) : -1;
         if (first < 0) { /* no room for data or extents: next segment */
-            if (seg_extent_count(v->b) == 0)
-                return fail(v, "segment %" PRIu64 " refuses a write", v->segs[v->b_idx].seq);
-            if ((rc = seal(v)))
+            if (seg_extent_count(w->b) == 0)
+                return fail(v, "segment %" PRIu64 " refuses a write", v->segs[w->idx].seq);
+            if ((rc = seal(v, w)))
                 return rc;
             continue;
         }
-        if (v->j && journal_append_data(v->j, lba, k, data) < 0)
-            return fail(v, "journal: %s", journal_errmsg(v->j));
-        map_set(v->map, lba, k, v->b_idx, (uint32_t)first);
-        v->segs[v->b_idx].live += k;
+        if (w->j && journal_append_data(w->j, lba, k, data) < 0)
+            return fail(v, "journal: %s", journal_errmsg(w->j));
+        map_set(v->map, lba, k, w->idx, (uint32_t)first);
+        v->segs[w->idx].live += k;
         lba += k;
         n -= k;
         data += (size_t)k * v->bs;
-        if (seg_full(v->b) && (rc = seal(v)))
+        if (seg_full(w->b) && (rc = seal(v, w)))
             return rc;
     }
     return 0;
@@ -429,25 +450,35 @@ static int write_blocks(struct vol *v, uint64_t lba, uint64_t n, const char *dat
 
 static int zero_blocks(struct vol *v, uint64_t lba, uint64_t n)
 {
+    struct wseg *w = &v->w[W_USER];
     while (n) {
-        int rc = open_builder(v);
+        int rc = open_builder(v, w);
         if (rc)
             return rc;
         uint32_t k = n > (1u << 30) ? (1u << 30) : (uint32_t)n;
-        if (seg_add_zero(v->b, lba, k) < 0) {
-            if (seg_extent_count(v->b) == 0)
-                return fail(v, "segment %" PRIu64 " refuses a trim", v->segs[v->b_idx].seq);
-            if ((rc = seal(v)))
+        if (seg_add_zero(w->b, lba, k) < 0) {
+            if (seg_extent_count(w->b) == 0)
+                return fail(v, "segment %" PRIu64 " refuses a trim", v->segs[w->idx].seq);
+            if ((rc = seal(v, w)))
                 return rc;
             continue;
         }
-        if (v->j && journal_append_zero(v->j, lba, k) < 0)
-            return fail(v, "journal: %s", journal_errmsg(v->j));
+        if (w->j && journal_append_zero(w->j, lba, k) < 0)
+            return fail(v, "journal: %s", journal_errmsg(w->j));
         map_unset(v->map, lba, k);
         lba += k;
         n -= k;
     }
     return 0;
+}
+
+/* Seals both open segments (user first: rule 7 keeps GC copies below it). */
+static int seal_all(struct vol *v)
+{
+    int rc = 0;
+    while (!rc && any_open(v))
+        rc = seal(v, v->w[W_USER].b ? &v->w[W_USER] : &v->w[W_GC]);
+    return rc;
 }
 
 /* ---- reading ---- */
@@ -506,7 +537,7 @@ static int read_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_
             memset(dst, 0, n * v->bs);
         return 0;
     }
-    struct seg_builder *mem = v->b && seg == v->b_idx ? v->b : v->segs[seg].mem;
+    struct seg_builder *mem = v->segs[seg].mem;
     if (mem) { /* open, or sealed and not yet durable */
         for (uint64_t i = 0; dst && i < n; i++)
             memcpy(dst + i * v->bs, seg_block(mem, block + (uint32_t)i), v->bs);
@@ -845,12 +876,13 @@ static int flush_locked(struct vol *v)
     if (v->failed[0])
         return -EIO;
     if (v->durability_local) {
-        if (v->j && journal_sync(v->j) < 0)
-            return fail(v, "journal: %s", journal_errmsg(v->j));
+        for (int i = 0; i < 2; i++)
+            if (v->w[i].j && journal_sync(v->w[i].j) < 0)
+                return fail(v, "journal: %s", journal_errmsg(v->w[i].j));
         return 0;
     }
-    uint64_t upto = v->next_seq - 1; /* the open segment's seq, or the last sealed */
-    int rc = seal(v);
+    uint64_t upto = v->next_seq - 1; /* the open segments' seqs, or the last sealed */
+    int rc = seal_all(v);
     return rc ? rc : wait_uploads_upto(v, upto);
 }
 
@@ -959,7 +991,7 @@ static int write_checkpoint(struct vol *v)
 {
     char key[CKPT_KEY_SIZE], err[STORE_ERRMSG_MAX];
     uint64_t seq = v->next_seq - 1;
-    if (v->b || v->uploads) /* rule 3 */
+    if (any_open(v) || v->uploads) /* rule 3 */
         return 0;
     uint32_t *remap = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *remap);
     struct ckpt_seg *cs = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *cs);
@@ -1178,7 +1210,7 @@ static int replay_journals(struct vol *v, char *err, size_t errlen)
         enum journal_status js =
             journal_replay(v->jdir, s, v->sb.uuid, replay_record, v, &info, why, sizeof why);
         if (js == JOURNAL_OK) {
-            if (seal(v) < 0 || wait_uploads(v) < 0) {
+            if (seal_all(v) < 0 || wait_uploads(v) < 0) {
                 snprintf(err, errlen, "%s", v->failed);
                 rc = -1;
             } else {
@@ -1225,9 +1257,10 @@ static void *sealer_main(void *arg)
             reap(v);
             reap_readahead(v, 0, 0, 0);
         }
-        if (!v->stopping && v->b && !v->failed[0] &&
-            clock_mono_ms() - v->b_opened_ms >= v->seal_age_ms)
-            seal(v); /* a failure is sticky and reported by the next call */
+        for (int i = 0; i < 2; i++) /* a failure is sticky and reported by the next call */
+            if (!v->stopping && v->w[i].b && !v->failed[0] &&
+                clock_mono_ms() - v->w[i].opened_ms >= v->seal_age_ms)
+                seal(v, &v->w[i]);
     }
     pthread_mutex_unlock(&v->lock);
     return NULL;
@@ -1320,10 +1353,12 @@ static void free_vol(struct vol *v)
         store_req_free(&u->q.r);
         free(u);
     }
-    if (v->b)
-        seg_builder_free(v->b);
-    if (v->j)
-        journal_close(v->j);
+    for (int i = 0; i < 2; i++) {
+        if (v->w[i].b)
+            seg_builder_free(v->w[i].b);
+        if (v->w[i].j)
+            journal_close(v->w[i].j);
+    }
     for (uint32_t i = 0; i < v->nsegs; i++)
         if (v->segs[i].hdr) {
             seg_hdr_free(v->segs[i].hdr);
@@ -1441,7 +1476,7 @@ int vol_close(struct vol *v)
     }
     stop_sealer(v);
     pthread_mutex_lock(&v->lock);
-    int rc = v->failed[0] ? -EIO : seal(v);
+    int rc = v->failed[0] ? -EIO : seal_all(v);
     if (!rc)
         rc = wait_uploads(v);
     if (!rc && v->since_ckpt)
@@ -1498,10 +1533,15 @@ static void compute_stats(struct vol *v, struct vol_stats *out)
     io_get_stats(v->io, &out->store);
     out->extents = map_count(v->map);
     out->map_bytes = map_mem_bytes(v->map);
-    out->pending_bytes = v->b ? (uint64_t)seg_data_blocks(v->b) * v->bs : 0;
+    out->pending_bytes = 0;
+    out->journal_bytes = 0;
+    for (int i = 0; i < 2; i++)
+        if (v->w[i].b) {
+            out->pending_bytes += (uint64_t)seg_data_blocks(v->w[i].b) * v->bs;
+            out->journal_bytes += v->w[i].j ? journal_size(v->w[i].j) : 0;
+        }
     for (struct upload *u = v->uploads; u; u = u->next)
         out->pending_bytes += (uint64_t)seg_data_blocks(u->b) * v->bs;
-    out->journal_bytes = v->j ? journal_size(v->j) : 0;
     out->request_cost = store_stats_cost(&out->store);
     out->upload_bytes_in_flight = v->upload_bytes;
     out->write_amplification =
