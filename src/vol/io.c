@@ -23,7 +23,7 @@ struct io {
     uint64_t gen;
     unsigned inflight; /* handed to the store, not yet finished */
     int stopping, idle;
-    struct store_stats stats; /* copied after every run, under lock */
+    struct store_stats stats; /* copied at every completion and run, under lock */
 };
 
 static void on_done(struct store_req *r)
@@ -31,6 +31,7 @@ static void on_done(struct store_req *r)
     struct io_req *q = (struct io_req *)r; /* r is q's first member */
     struct io *io = r->arg;
     pthread_mutex_lock(&io->lock);
+    store_get_stats(io->st, &io->stats); /* this thread's: counts q, seen by its waiter */
     q->finished = 1;
     io->gen++;
     io->inflight--;

@@ -35,6 +35,20 @@
  *     finish out of order and S+1 may be there.  A journal after a gap is
  *     kept, not applied; segments after a gap that no journal fills can
  *     never be applied (prefix consistency) and are deleted, loudly.
+ *  6. A flush waits for the segments up to the newest one open or sealed
+ *     when it began, not for those sealed by other threads meanwhile.
+ *  7. GC copies go to their own open segment (the GC slot), and the user's
+ *     open segment is sealed before a GC segment is opened: every user
+ *     write after a copy lands in a segment with a higher seq, so replaying
+ *     segments in seq order never lets a copy undo a newer write.  Only
+ *     blocks the map still points at, looked up with the lock held right
+ *     before they are appended, are copied.
+ *  8. A segment is deleted only when no block of it is live, it is durable
+ *     and its seq is covered by a durable checkpoint (which then does not
+ *     list it), after every older checkpoint has been deleted, and while no
+ *     read is waiting on the store.  Segments at or below the newest
+ *     checkpoint that it does not list (left by a crash between a
+ *     checkpoint and the deletes) are deleted the same way.
  */
 #include "vol.h"
 #include "cache.h"
@@ -78,7 +92,15 @@ struct vseg {
     uint32_t ndata;
     uint32_t live;
     struct seg_hdr *hdr;      /* cached, NULL when not loaded */
-    struct seg_builder *mem;  /* its bytes while sealed but not yet durable */
+    struct seg_builder *mem;  /* its bytes while open or sealed and not yet durable */
+    int deleted;              /* GC deleted its object (rule 8) */
+};
+
+/* A segment object no checkpoint references and segs[] does not know,
+ * found at open (a crash between a checkpoint and the deletes): rule 8. */
+struct orphan {
+    uint64_t seq;
+    uint32_t epoch;
 };
 
 /* A sealed segment on its way to the store. */
@@ -140,6 +162,19 @@ struct vol {
     char failed[512];
     struct vol_stats stats;
     int lock_fd;                 /* CACHE_DIR/UUID/lock, flock'd: one writer per cache dir */
+    uint64_t ckpt_seq;           /* the newest durable checkpoint's seq, 0 before one */
+    struct orphan *orphans;
+    size_t norphans;
+    unsigned reads_waiting;      /* reads waiting for the store: deletes wait for them */
+    /* garbage collection */
+    int gc_on;                   /* the background cleaner runs */
+    double gc_threshold;         /* segments less live than this are cleaned */
+    double gc_min_garbage;       /* the cleaner starts above this garbage ratio */
+    uint64_t gc_rate;            /* bytes copied per second, at most */
+    uint32_t gc_interval_ms;
+    pthread_t gc_thread;
+    int gc_running, gc_active;   /* gc_active: a pass is copying (one at a time) */
+    pthread_cond_t gc_wake;
     pthread_mutex_t snap_lock;   /* guards snap */
     struct vol_stats snap;       /* stats as of the last progress, for readers while busy */
 };
@@ -238,14 +273,14 @@ static int seal(struct vol *v, struct wseg *w);
 static int open_builder(struct vol *v, struct wseg *w)
 {
     char err[512];
+    if (w->b)
+        return 0;
     if (w == &v->w[W_GC])
         while (v->w[W_USER].b) { /* rule 7; seal may wait with the lock released */
             int rc = seal(v, &v->w[W_USER]);
             if (rc)
                 return rc;
         }
-    if (w->b)
-        return 0;
     w->b = seg_builder_new(v->sb.uuid, v->next_seq, v->epoch, v->bs, v->seg_blocks);
     if (!w->b)
         return fail(v, "cannot start segment %" PRIu64, v->next_seq);
@@ -267,6 +302,7 @@ static int any_open(const struct vol *v)
 
 static int write_checkpoint(struct vol *v);
 static void snapshot(struct vol *v);
+static size_t delete_dead(struct vol *v, const char *key);
 
 /* Waits for any I/O to finish after gen was read: with the lock released,
  * unless a read-modify-write holds it (v->hold), which must stay atomic. */
@@ -711,6 +747,7 @@ static int fetch_done(struct vol *v, struct fetch *f)
 static void wait_fetch(struct vol *v, struct fetch *f)
 {
     int unlock = !v->hold; /* read before unlocking: others change it */
+    v->reads_waiting++;
     if (unlock)
         pthread_mutex_unlock(&v->lock);
     io_wait(v->io, &f->q);
@@ -718,6 +755,7 @@ static void wait_fetch(struct vol *v, struct fetch *f)
         io_wait(v->io, &f->hq);
     if (unlock)
         pthread_mutex_lock(&v->lock);
+    v->reads_waiting--;
 }
 
 static void free_fetch_reqs(struct fetch *f)
@@ -814,6 +852,7 @@ static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
         submit_fetch(v, &f[i]);
     if (nf) {
         int unlock = !v->hold; /* read before unlocking: others change it */
+        v->reads_waiting++;
         if (unlock)
             pthread_mutex_unlock(&v->lock);
         for (size_t i = 0; i < nf; i++) {
@@ -823,6 +862,7 @@ static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
         }
         if (unlock)
             pthread_mutex_lock(&v->lock);
+        v->reads_waiting--;
     }
     int rc = 0;
     for (size_t i = 0; i < nf; i++) {
@@ -987,6 +1027,71 @@ static void prune_checkpoints(struct vol *v)
     store_list_free(list, n);
 }
 
+/* 1 when segment i may be deleted (rule 8): no live block, durable, not
+ * open, covered by the newest checkpoint. */
+static int is_dead(const struct vol *v, uint32_t i)
+{
+    const struct vseg *s = &v->segs[i];
+    return !s->live && !s->deleted && !s->mem && s->seq <= v->ckpt_seq && s->header_len;
+}
+
+/* Rule 8, after checkpoint `key` is durable: deletes every other checkpoint,
+ * then the dead segments and orphans.  Returns how many segments it
+ * deleted (0: nothing to do, or readers still waiting on the store). */
+static size_t delete_dead(struct vol *v, const char *key)
+{
+    char err[STORE_ERRMSG_MAX], sk[SEG_KEY_SIZE];
+    size_t ndead = v->norphans;
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        ndead += is_dead(v, i);
+    if (!ndead || v->reads_waiting || v->nra)
+        return 0;
+    struct store_obj *list;
+    size_t n;
+    if (io_list(v->io, "ckpt/", &list, &n, err, sizeof err)) {
+        log_warn("garbage collection: %s; deleting nothing", err);
+        return 0;
+    }
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].key, key) != 0 && io_delete(v->io, list[i].key, err, sizeof err)) {
+            log_warn("garbage collection: %s; deleting no segment", err);
+            ok = 0;
+        }
+    store_list_free(list, n);
+    if (!ok)
+        return 0;
+    size_t done = 0;
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        if (is_dead(v, i)) {
+            seg_key(v->segs[i].seq, v->segs[i].epoch, sk);
+            if (io_delete(v->io, sk, err, sizeof err)) {
+                log_warn("garbage collection: %s", err);
+                continue;
+            }
+            v->segs[i].deleted = 1;
+            if (v->segs[i].hdr) {
+                seg_hdr_free(v->segs[i].hdr);
+                free(v->segs[i].hdr);
+                v->segs[i].hdr = NULL;
+                v->cached_hdrs--;
+            }
+            done++;
+        }
+    size_t kept = 0;
+    for (size_t i = 0; i < v->norphans; i++) {
+        seg_key(v->orphans[i].seq, v->orphans[i].epoch, sk);
+        if (io_delete(v->io, sk, err, sizeof err)) {
+            log_warn("garbage collection: %s", err);
+            v->orphans[kept++] = v->orphans[i];
+        } else
+            done++;
+    }
+    v->norphans = kept;
+    v->stats.segments_deleted += done;
+    return done;
+}
+
 static int write_checkpoint(struct vol *v)
 {
     char key[CKPT_KEY_SIZE], err[STORE_ERRMSG_MAX];
@@ -1025,11 +1130,277 @@ static int write_checkpoint(struct vol *v)
         return fail(v, "checkpoint: %s", err);
     v->stats.checkpoints++;
     v->since_ckpt = 0;
-    prune_checkpoints(v);
+    v->ckpt_seq = seq;
+    if (!delete_dead(v, key))
+        prune_checkpoints(v);
     return 0;
 }
 
+/* ---- garbage collection ----
+ *
+ * A victim is a durable segment whose live blocks are below gc_threshold of
+ * its data.  Its live runs are fetched (lock released), then, with the lock
+ * held, each run still mapped to the victim is appended to the GC slot and
+ * remapped; the drop callback takes the victim's live count to zero, and a
+ * later checkpoint deletes it (rule 8).  Rule 7 keeps the copies ordered
+ * below every newer user write. */
+
+struct gc_ctx {
+    struct vol *v;
+    uint32_t victim, first; /* the extent's first block in the victim */
+    uint64_t lba0;          /* and its lba */
+    struct read_ctx *c;
+};
+
+/* Collects the parts of an extent of the victim the map still points at. */
+static int gc_live_piece(void *arg, uint64_t lba, uint64_t n, uint32_t seg, uint32_t block,
+                         int mapped)
+{
+    struct gc_ctx *g = arg;
+    if (mapped && seg == g->victim && block == g->first + (lba - g->lba0))
+        add_piece(g->c, lba, n, seg, block);
+    return 0;
+}
+
+/* Appends up to n blocks copied from the victim at lba to the GC slot, only
+ * those still mapped to (victim, block..); returns how many blocks of the
+ * run it consumed (always >= 1 unless it failed: then -EIO). */
+static int64_t gc_append(struct vol *v, uint32_t victim, uint64_t lba, uint32_t block,
+                         uint64_t n, const char *data)
+{
+    struct wseg *w = &v->w[W_GC];
+    int rc = open_builder(v, w); /* may release the lock: liveness is looked at after */
+    if (rc)
+        return rc;
+    if (seg_room(w->b) == 0 || seg_full(w->b)) {
+        rc = seal(v, w);
+        return rc ? rc : 0; /* look again */
+    }
+    /* how much of the run is still live, from its start; the lock is held
+     * from here to the remap */
+    struct read_ctx c = {.v = v};
+    struct gc_ctx g = {.v = v, .victim = victim, .first = block, .lba0 = lba, .c = &c};
+    map_lookup(v->map, lba, n, gc_live_piece, &g);
+    if (c.np == 0 || c.p[0].lba != lba) { /* the start is not live: skip to the next live part */
+        uint64_t skip = c.np ? c.p[0].lba - lba : n;
+        free(c.p);
+        return (int64_t)skip;
+    }
+    uint64_t k = c.p[0].n;
+    free(c.p);
+    if (k > seg_room(w->b))
+        k = seg_room(w->b);
+    int64_t first = seg_add_data(w->b, lba, (uint32_t)k, data);
+    if (first < 0) {
+        rc = seal(v, w);
+        return rc ? rc : 0;
+    }
+    if (w->j && journal_append_data(w->j, lba, (uint32_t)k, data) < 0)
+        return fail(v, "journal: %s", journal_errmsg(w->j));
+    map_set(v->map, lba, (uint32_t)k, w->idx, (uint32_t)first);
+    v->segs[w->idx].live += (uint32_t)k;
+    v->stats.gc_bytes_copied += k * v->bs;
+    if (seg_full(w->b) && (rc = seal(v, w)))
+        return rc;
+    return (int64_t)k;
+}
+
+/* Copies the live blocks of segment victim elsewhere.  0 (also when there
+ * was nothing to copy or a read failed: the victim just stays), or -EIO
+ * when the volume failed.  *copied gets the bytes copied. */
+static int gc_segment(struct vol *v, uint32_t victim, uint64_t *copied)
+{
+    char err[STORE_ERRMSG_MAX];
+    uint64_t before = v->stats.gc_bytes_copied;
+    struct seg_hdr *h = get_hdr(v, victim, err, sizeof err);
+    if (!h) {
+        log_warn("garbage collection: segment %" PRIu64 ": %s; skipped", v->segs[victim].seq,
+                 err);
+        return 0;
+    }
+    struct read_ctx c = {.v = v};
+    for (uint32_t e = 0; e < h->nextents; e++) {
+        const struct seg_extent *x = &h->ext[e];
+        if (x->kind != SEG_DATA)
+            continue;
+        struct gc_ctx g = {.v = v, .victim = victim, .first = x->first, .lba0 = x->lba, .c = &c};
+        map_lookup(v->map, x->lba, x->nblocks, gc_live_piece, &g);
+    }
+    size_t nf;
+    struct fetch *f = plan_fetches(&c, &nf);
+    for (size_t i = 0; i < nf; i++)
+        submit_fetch(v, &f[i]);
+    if (nf) {
+        v->reads_waiting++; /* the victim is not deleted under us */
+        pthread_mutex_unlock(&v->lock);
+        for (size_t i = 0; i < nf; i++) {
+            io_wait(v->io, &f[i].q);
+            if (f[i].with_hdr)
+                io_wait(v->io, &f[i].hq);
+        }
+        pthread_mutex_lock(&v->lock);
+        v->reads_waiting--;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < nf && !rc; i++) {
+        if (check_fetch(v, &f[i]) < 0) {
+            log_warn("garbage collection: segment %" PRIu64 " could not be read; skipped",
+                     v->segs[victim].seq);
+            continue;
+        }
+        for (size_t j = f[i].first; !rc && j < f[i].first + f[i].npieces; j++) {
+            struct piece *p = &c.p[j];
+            const char *data = f[i].q.r.body.p + (size_t)(p->block - f[i].block) * v->bs;
+            for (uint64_t d = 0; d < p->n && !v->failed[0];) {
+                int64_t k = gc_append(v, victim, p->lba + d, p->block + (uint32_t)d, p->n - d,
+                                      data + d * v->bs);
+                if (k < 0)
+                    rc = (int)k;
+                else
+                    d += (uint64_t)k;
+                if (k < 0)
+                    break;
+            }
+        }
+    }
+    for (size_t i = 0; i < nf; i++)
+        free_fetch_reqs(&f[i]);
+    free(f);
+    free(c.p);
+    *copied = v->stats.gc_bytes_copied - before;
+    if (!rc && !v->segs[victim].live)
+        v->stats.gc_segments_cleaned++;
+    return v->failed[0] ? -EIO : rc;
+}
+
+/* The least live victim below threshold, or -1. */
+static int64_t gc_pick(struct vol *v, double threshold)
+{
+    int64_t best = -1;
+    double best_u = threshold;
+    for (uint32_t i = 0; i < v->nsegs; i++) {
+        const struct vseg *s = &v->segs[i];
+        if (s->deleted || s->mem || !s->ndata || !s->live || !s->header_len)
+            continue;
+        double u = (double)s->live / (double)s->ndata;
+        if (u < best_u) {
+            best_u = u;
+            best = i;
+        }
+    }
+    return best;
+}
+
+static double garbage_ratio(const struct vol *v)
+{
+    uint64_t data = 0, live = 0;
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        if (!v->segs[i].deleted && !v->segs[i].mem) {
+            data += v->segs[i].ndata;
+            live += v->segs[i].live;
+        }
+    return data ? 1.0 - (double)live / (double)data : 0;
+}
+
+/* Seals, uploads and checkpoints, so that what GC freed is deleted. */
+static int gc_finish(struct vol *v)
+{
+    for (int tries = 0; tries < 5; tries++) { /* writers may open segments meanwhile */
+        int rc = seal_all(v);
+        if (!rc)
+            rc = wait_uploads(v);
+        if (rc)
+            return rc;
+        if (!any_open(v) && !v->uploads)
+            return write_checkpoint(v);
+    }
+    return 0;
+}
+
+int vol_gc(struct vol *v, double threshold, vol_gc_progress_fn progress, void *arg)
+{
+    if (v->read_only)
+        return -EROFS;
+    pthread_mutex_lock(&v->lock);
+    while (v->gc_active) { /* the background cleaner is in a pass */
+        pthread_mutex_unlock(&v->lock);
+        clock_sleep_ms(10);
+        pthread_mutex_lock(&v->lock);
+    }
+    v->gc_active = 1;
+    if (threshold <= 0)
+        threshold = v->gc_threshold;
+    struct vol_gc_progress pr = {0};
+    for (uint32_t i = 0; i < v->nsegs; i++) {
+        const struct vseg *s = &v->segs[i];
+        if (!s->deleted && !s->mem && s->ndata && s->live && s->header_len &&
+            (double)s->live / (double)s->ndata < threshold)
+            pr.segments_total++;
+    }
+    int rc = 0;
+    int64_t idx;
+    while (!rc && pr.segments_done < pr.segments_total && (idx = gc_pick(v, threshold)) >= 0) {
+        uint64_t copied = 0;
+        rc = gc_segment(v, (uint32_t)idx, &copied);
+        if (v->segs[idx].live) /* could not be cleaned (a read failed): do not pick it again */
+            break;
+        pr.segments_done++;
+        pr.bytes_copied += copied;
+        if (progress) {
+            pthread_mutex_unlock(&v->lock);
+            progress(&pr, arg);
+            pthread_mutex_lock(&v->lock);
+        }
+    }
+    if (!rc)
+        rc = gc_finish(v);
+    pr.segments_deleted = v->stats.segments_deleted;
+    v->gc_active = 0;
+    pthread_mutex_unlock(&v->lock);
+    if (progress)
+        progress(&pr, arg);
+    return rc;
+}
+
+/* The background cleaner: a pass when the garbage ratio passes
+ * gc_min_garbage, at most gc_rate bytes copied per second. */
+static void *gc_main(void *arg)
+{
+    struct vol *v = arg;
+    pthread_mutex_lock(&v->lock);
+    uint64_t nap = v->gc_interval_ms;
+    while (!v->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(nap % 1000) * 1000000L;
+        ts.tv_sec += (time_t)(nap / 1000) + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&v->gc_wake, &v->lock, &ts);
+        nap = v->gc_interval_ms;
+        if (v->stopping || v->failed[0] || v->gc_active || v->replaying ||
+            garbage_ratio(v) < v->gc_min_garbage)
+            continue;
+        int64_t idx = gc_pick(v, v->gc_threshold);
+        if (idx < 0)
+            continue;
+        v->gc_active = 1;
+        uint64_t copied = 0;
+        gc_segment(v, (uint32_t)idx, &copied); /* a failure is sticky, reported by callers */
+        v->gc_active = 0;
+        uint64_t pace = v->gc_rate ? copied * 1000 / v->gc_rate : 0;
+        nap = pace > nap ? pace : 1; /* go on soon, unless the rate says wait */
+    }
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
 /* ---- recovery ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
 
 static int load_checkpoint(struct vol *v, char *err, size_t errlen)
 {
@@ -1082,6 +1453,7 @@ static int load_checkpoint(struct vol *v, char *err, size_t errlen)
             break;
         }
         v->next_seq = ck.seq + 1;
+        v->ckpt_seq = ck.seq;
         break;
     }
     store_list_free(list, n);
@@ -1134,6 +1506,34 @@ static void report_gap(struct vol *v)
                   " and %" PRIu64 " later segments are %s",
                   v->next_seq, v->next_seq, v->stats.segments_ignored,
                   v->read_only ? "ignored" : "deleted");
+}
+
+/* Rule 8: segment objects at or below the checkpoint that it does not list. */
+static void find_orphans(struct vol *v)
+{
+    char err[STORE_ERRMSG_MAX];
+    struct store_obj *list;
+    size_t n;
+    if (!v->ckpt_seq || io_list(v->io, "seg/", &list, &n, err, sizeof err))
+        return;
+    uint64_t *known = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *known);
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        known[i] = v->segs[i].seq;
+    qsort(known, v->nsegs, sizeof *known, cmp_u64);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq;
+        uint32_t epoch;
+        if (seg_key_parse(list[i].key, &seq, &epoch) < 0 || seq > v->ckpt_seq ||
+            bsearch(&seq, known, v->nsegs, sizeof *known, cmp_u64))
+            continue;
+        v->orphans = xrealloc(v->orphans, (v->norphans + 1) * sizeof *v->orphans);
+        v->orphans[v->norphans++] = (struct orphan){seq, epoch};
+    }
+    free(known);
+    store_list_free(list, n);
+    if (v->norphans)
+        log_info("%zu segment objects no checkpoint needs; deleted after the next checkpoint",
+                 v->norphans);
 }
 
 /* Applies segments next_seq, next_seq+1, ... while they exist. */
@@ -1266,16 +1666,21 @@ static void *sealer_main(void *arg)
     return NULL;
 }
 
+/* Stops the sealer and the cleaner. */
 static void stop_sealer(struct vol *v)
 {
-    if (!v->sealer_running)
+    if (!v->sealer_running && !v->gc_running)
         return;
     pthread_mutex_lock(&v->lock);
     v->stopping = 1;
     pthread_cond_signal(&v->wake);
+    pthread_cond_signal(&v->gc_wake);
     pthread_mutex_unlock(&v->lock);
-    pthread_join(v->sealer, NULL);
-    v->sealer_running = 0;
+    if (v->sealer_running)
+        pthread_join(v->sealer, NULL);
+    if (v->gc_running)
+        pthread_join(v->gc_thread, NULL);
+    v->sealer_running = v->gc_running = 0;
 }
 
 /* ---- open and close ---- */
@@ -1370,7 +1775,9 @@ static void free_vol(struct vol *v)
     free(v->jdir);
     if (v->lock_fd >= 0)
         close(v->lock_fd); /* releases the flock */
+    free(v->orphans);
     pthread_cond_destroy(&v->wake);
+    pthread_cond_destroy(&v->gc_wake);
     pthread_mutex_destroy(&v->snap_lock);
     pthread_mutex_destroy(&v->lock);
     free(v);
@@ -1384,7 +1791,13 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     pthread_mutex_init(&v->lock, NULL);
     pthread_mutex_init(&v->snap_lock, NULL);
     pthread_cond_init(&v->wake, NULL);
+    pthread_cond_init(&v->gc_wake, NULL);
     v->lock_fd = -1;
+    v->gc_on = o->gc;
+    v->gc_threshold = o->gc_threshold > 0 ? o->gc_threshold : 0.5;
+    v->gc_min_garbage = o->gc_min_garbage > 0 ? o->gc_min_garbage : 0.25;
+    v->gc_rate = o->gc_rate ? o->gc_rate : 32u << 20;
+    v->gc_interval_ms = o->gc_interval_ms > 0 ? (uint32_t)o->gc_interval_ms : 1000;
 
     v->read_only = o->read_only;
     v->seal_age_ms = o->seal_age_ms > 0 ? (uint32_t)o->seal_age_ms : 1000;
@@ -1445,6 +1858,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
               (!v->read_only && replay_journals(v, err, errlen) < 0);
     if (!rrc) {
         report_gap(v);
+        if (!v->read_only)
+            find_orphans(v);
         if (!v->read_only && v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
             snprintf(err, errlen, "%s", v->failed);
             rrc = 1;
@@ -1460,6 +1875,13 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
             goto fail;
         }
         v->sealer_running = 1;
+        if (v->gc_on) {
+            if (pthread_create(&v->gc_thread, NULL, gc_main, v) != 0) {
+                snprintf(err, errlen, "cannot start the garbage collector thread");
+                goto fail;
+            }
+            v->gc_running = 1;
+        }
     }
     return v;
 fail:
@@ -1554,6 +1976,7 @@ static void compute_stats(struct vol *v, struct vol_stats *out)
         out->cache_corrupt_blocks = cs.corrupt;
         out->cache_mem_bytes = cache_mem_bytes(v->cache);
     }
+    out->garbage_ratio = garbage_ratio(v);
     uint64_t looked = out->cache_hit_blocks + out->cache_miss_blocks;
     out->cache_hit_ratio = looked ? (double)out->cache_hit_blocks / (double)looked : 0;
     out->error = v->failed[0] != 0;

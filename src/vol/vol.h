@@ -23,6 +23,11 @@ struct vol_opts {
     uint64_t cache_size;   /* local block cache in bytes; 0 = 512 MiB, VOL_NO_CACHE = none */
     int max_uploads;       /* segment uploads in flight; 0 = 4 */
     uint64_t max_upload_bytes; /* bytes of sealed segments in flight; 0 = 64 MiB */
+    int gc;                /* run the background cleaner */
+    double gc_threshold;   /* clean segments less live than this; 0 = 0.5 */
+    double gc_min_garbage; /* start when this much stored data is garbage; 0 = 0.25 */
+    uint64_t gc_rate;      /* bytes copied per second at most; 0 = 32 MiB/s */
+    int gc_interval_ms;    /* how often the cleaner looks; 0 = 1000 */
 };
 #define VOL_NO_CACHE UINT64_MAX
 
@@ -48,6 +53,10 @@ struct vol_stats {
     uint64_t cache_hit_blocks, cache_miss_blocks; /* stored blocks a read looked for */
     double cache_hit_ratio;
     uint64_t cache_bytes, cache_capacity, cache_corrupt_blocks, cache_mem_bytes;
+    uint64_t gc_segments_cleaned; /* segments GC emptied by copying their live blocks */
+    uint64_t gc_bytes_copied;
+    uint64_t segments_deleted;    /* segment objects deleted (emptied by GC or overwrites) */
+    double garbage_ratio;         /* of the data in durable segments, the share not live */
     int error; /* in the sticky error state (vol_error says why) */
     int stale; /* the engine was busy: these are the numbers of its last progress */
 };
@@ -87,6 +96,17 @@ struct vol_info {
     uint64_t map_bytes;
 };
 void vol_get_info(struct vol *v, struct vol_info *out);
+
+/* Garbage collection, in the foreground: cleans every segment less live
+ * than threshold (0: the volume's option), then seals, uploads and writes a
+ * checkpoint so the emptied segments are deleted.  progress (may be NULL)
+ * is called without the engine's lock after each segment and at the end.
+ * 0, or -errno. */
+struct vol_gc_progress {
+    uint64_t segments_done, segments_total, bytes_copied, segments_deleted;
+};
+typedef void (*vol_gc_progress_fn)(const struct vol_gc_progress *p, void *arg);
+int vol_gc(struct vol *v, double threshold, vol_gc_progress_fn progress, void *arg);
 
 /* The reason for the sticky error state, "" when there is none. */
 const char *vol_error(const struct vol *v);

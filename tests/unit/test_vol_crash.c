@@ -41,6 +41,7 @@
 
 static char root[] = "/tmp/buoy-test-crash-XXXXXX";
 static char url[300], cache[300];
+static int gc_mode; /* the writer runs the cleaner all the time, and vol_gc every 16 ops */
 
 struct op {
     int kind; /* 0 write, 1 trim, 2 flush */
@@ -76,7 +77,12 @@ static struct vol *open_vol(const char *fault, char *err, size_t errlen)
     struct vol_opts o = {.store = {.retries = -1, .retry_base_ms = 1, .retry_cap_ms = 4,
                                    .fault = fault},
                          .cache_dir = cache,
-                         .checkpoint_every = 3};
+                         .checkpoint_every = 3,
+                         .gc = gc_mode,
+                         .gc_threshold = 0.95,
+                         .gc_min_garbage = 0.01,
+                         .gc_rate = 1ull << 40,
+                         .gc_interval_ms = 2};
     return vol_open(url, &o, err, errlen);
 }
 
@@ -95,6 +101,8 @@ static void child(int fd, uint64_t seed, uint64_t start, const char *fault)
         int rc = o.kind == 0   ? vol_write(v, data, o.off, o.len, 0)
                  : o.kind == 1 ? vol_trim(v, o.off, o.len)
                                : vol_flush(v);
+        if (!rc && gc_mode && i % 16 == 15)
+            rc = vol_gc(v, 0.95, NULL, NULL);
         if (rc)
             _exit(4); /* a crash point makes every request fail: stop like a crash */
         uint64_t msg[2] = {i, (uint64_t)(o.kind == 2)};
@@ -282,6 +290,34 @@ static void series(const char *name, int trials, uint64_t seed, int use_crash_po
     is_int(good, trials, "%s: after each of %d crashes the volume is a prefix holding every "
                          "flushed write%s%s",
            name, trials, why[0] ? ": " : "", why);
+    if (gc_mode) {
+        /* after one more pass, the store holds only segments with live data
+         * (and the volume still reads as the reference says) */
+        char err[512];
+        struct vol *v = open_vol(NULL, err, sizeof err);
+        struct vol_info in = {0};
+        char *got = xmalloc(VOL_SIZE);
+        int same = v && vol_gc(v, 0.95, NULL, NULL) == 0 && vol_read(v, got, 0, VOL_SIZE) == 0 &&
+                   memcmp(got, ref, VOL_SIZE) == 0;
+        free(got);
+        if (v) {
+            vol_get_info(v, &in);
+            vol_close(v);
+        }
+        ok(same, "%s: a last GC pass changes no data", name);
+        struct store *st = store_open(url, NULL, err, sizeof err);
+        struct store_obj *list = NULL;
+        size_t n = 0;
+        if (st && store_list(st, "seg/", &list, &n, err, sizeof err) == STORE_OK)
+            ok(n <= in.live_segments + 1,
+               "%s: %zu segment objects left of %llu written, %llu holding live data", name, n,
+               (unsigned long long)in.next_seq - 1, (unsigned long long)in.live_segments);
+        else
+            ok(0, "%s: count the segments: %s", name, err);
+        store_list_free(list, n);
+        if (st)
+            store_close(st);
+    }
     diag("%s: %llu operations acknowledged in all; at most %llu unflushed ones survived a "
          "crash; %d crashes left the write in flight partly applied; %llu segments were "
          "durable past a lost one and recovered through its journal",
@@ -306,6 +342,13 @@ int main(void)
     snprintf(url, sizeof url, "%s/store-latency", root);
     series("kill -9, uploads out of order", trials / 4 > 0 ? trials / 4 : 1, 13, 0,
            "latency=1,jitter=40,ops=put");
+    gc_mode = 1; /* the same with garbage collection copying and deleting throughout */
+    snprintf(url, sizeof url, "%s/store-gc-kill", root);
+    series("kill -9 during GC", trials / 4 > 0 ? trials / 4 : 1, 14, 0,
+           "latency=1,jitter=20,ops=put+get");
+    snprintf(url, sizeof url, "%s/store-gc-points", root);
+    series("crash_after_puts during GC", trials / 4 > 0 ? trials / 4 : 1, 15, 1, NULL);
+    gc_mode = 0;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
