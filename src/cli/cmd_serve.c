@@ -457,6 +457,7 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     param(&a, "cache_dir", cache);
     param(&a, "durability", o->durability);
     param(&a, "readonly", o->read_only ? "true" : NULL);
+    param(&a, "gc", o->no_gc ? "false" : NULL);
     param(&a, "syslog", background ? "true" : NULL);
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     param(&a, "log_level", levels[log_get_level()]);

@@ -83,6 +83,9 @@ static void human(const char *t)
            get(t, "write_amplification_ratio"));
     printf("pending    %s not yet in the store; journal %s\n", sz(t, "pending_bytes"),
            sz(t, "journal_bytes"));
+    printf("gc         garbage ratio %s; %s segments cleaned, %s copied, %s deleted\n",
+           get(t, "garbage_ratio"), get(t, "gc_segments_cleaned"), sz(t, "gc_copied_bytes"),
+           get(t, "segments_deleted"));
     printf("read       %s by you; %s fetched from the store (%s read ahead)\n",
            sz(t, "bytes_read"), sz(t, "fetched_bytes"), sz(t, "readahead_bytes"));
     printf("cache      %s of %s used, hit ratio %s\n", sz(t, "cache_used_bytes"),

@@ -26,9 +26,14 @@ static const char *const create_opts[] = {
 
 static const char *const mount_opts[] = {
     "help", "verbose", "log-level", "foreground", "cache-dir", "cache-size", "durability",
-    "read-only", "fs", "fs-dir", "pid-file", "log-file", "syslog", "allow-other", "endpoint",
+    "read-only", "no-gc", "fs", "fs-dir", "pid-file", "log-file", "syslog", "allow-other", "endpoint",
     "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault",
     NULL,
+};
+
+static const char *const gc_opts[] = {
+    "help", "verbose", "log-level", "threshold", "cache-dir", "endpoint", "region",
+    "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 
 static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
@@ -41,7 +46,7 @@ static const char *const info_opts[] = {
 
 static const char *const serve_opts[] = {
     "help", "verbose", "log-level", "socket", "port", "bind", "cache-dir", "durability",
-    "read-only", "foreground", "pid-file", "run", "endpoint", "region", "addressing", "profile",
+    "read-only", "no-gc", "foreground", "pid-file", "run", "endpoint", "region", "addressing", "profile",
     "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 
@@ -58,6 +63,10 @@ static const struct cli_cmd commands[] = {
      "undo buoy mount: unmount --fs, upload everything (with progress), unmount", umount_opts, 1,
      1, cmd_umount},
     {"stats", "MOUNTPOINT", "print a mounted volume's statistics", stats_opts, 1, 1, cmd_stats},
+    {"gc", "URL",
+     "garbage-collect a volume that is not in use: copy what is live out of mostly dead "
+     "segments, delete them",
+     gc_opts, 1, 1, cmd_gc},
     {"serve", "URL", "export a volume over NBD (through nbdkit) on a unix socket or a TCP port",
      serve_opts, 1, 1, cmd_serve},
 };
@@ -75,6 +84,7 @@ static void usage(FILE *out)
             "                                    serve it as MOUNTPOINT/disk (FUSE)\n"
             "  umount MOUNTPOINT                 upload everything, then unmount\n"
             "  stats MOUNTPOINT [--json]         requests, bytes, cache, cost\n"
+            "  gc URL                            reclaim space of overwritten data\n"
             "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  version                           print the version\n"

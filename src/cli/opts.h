@@ -43,6 +43,8 @@ struct cli_opts {
     const char *fs;           /* mount: make and mount this filesystem on a loop device */
     const char *fs_dir;       /* mount: where */
     int json;                 /* stats */
+    const char *threshold;    /* gc: clean segments less live than this */
+    int no_gc;                /* mount, serve: no background garbage collection */
     const char *socket_path;  /* serve: --socket */
     int port;                 /* serve: --port, 0 when not given */
     const char *bind_addr;    /* serve: --bind (default 127.0.0.1) */

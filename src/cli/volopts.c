@@ -13,6 +13,7 @@ int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_
     memset(vo, 0, sizeof *vo);
     vo->store = o->store;
     vo->read_only = o->read_only;
+    vo->gc = !o->no_gc;
     if (o->cache_dir)
         snprintf(dir, dirlen, "%s", o->cache_dir);
     else if (geteuid() == 0)

@@ -46,7 +46,7 @@
 static char *url;
 static char *cache_dir;
 static char *endpoint, *region, *profile, *fault;
-static struct vol_opts vopts = {.store = {.retries = -1}};
+static struct vol_opts vopts = {.store = {.retries = -1}, .gc = 1};
 static int use_syslog;
 
 /* The one engine; NULL before .after_fork and after .cleanup. */
@@ -98,6 +98,13 @@ static int buoy_config(const char *key, const char *value)
         if (r < 0)
             return -1;
         vopts.read_only = r;
+        return 0;
+    }
+    if (strcmp(key, "gc") == 0) { /* background garbage collection, on by default */
+        int r = nbdkit_parse_bool(value);
+        if (r < 0)
+            return -1;
+        vopts.gc = r;
         return 0;
     }
     if (strcmp(key, "syslog") == 0) {
@@ -175,6 +182,7 @@ static int buoy_config_complete(void)
     "cache_dir=DIR         local journal and cache (required unless readonly)\n"                \
     "durability=remote|local  what a flush waits for (default remote: the object store)\n"      \
     "readonly=BOOL         open the volume read-only\n"                                            \
+    "gc=BOOL               garbage collection in the background (default true)\n"                 \
     "endpoint=URL region=R profile=P addressing=path|virtual|auto unsigned_payload=BOOL\n"        \
     "retries=N max_inflight=N fault=SPEC  store options, as buoy's --options\n"                   \
     "log_level=LEVEL syslog=BOOL  engine logging (default warn, to stderr)"

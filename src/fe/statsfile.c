@@ -32,6 +32,10 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("cache_used_bytes", st.cache_bytes);
     U("cache_capacity_bytes", st.cache_capacity);
     U("cache_corrupt_blocks", st.cache_corrupt_blocks);
+    U("gc_segments_cleaned", st.gc_segments_cleaned);
+    U("gc_copied_bytes", st.gc_bytes_copied);
+    U("segments_deleted", st.segments_deleted);
+    buf_printf(out, "garbage_ratio %.3f\n", st.garbage_ratio);
     U("checkpoints", st.checkpoints);
     U("journal_records_replayed", st.journal_records_replayed);
     U("extents", st.extents);
