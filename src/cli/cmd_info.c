@@ -5,6 +5,7 @@
  * segment and checkpoint objects, and prints size, segments, live and
  * garbage bytes, and the last checkpoint. */
 #include "commands.h"
+#include "store/lease.h"
 #include "util/size.h"
 #include "vol/super.h"
 #include "vol/vol.h"
@@ -73,6 +74,20 @@ int cmd_info(struct cli_opts *o, int argc, char **argv)
         printf("checkpoint  %s, %s, written %s\n", ckpts[nckpt - 1].key, b3, t);
     } else
         printf("checkpoint  none yet\n");
+    struct buf lb = {0};
+    struct lease_rec lr;
+    char why[256];
+    if (store_get(s, "lease", 0, 0, &lb, NULL, err, sizeof err) != STORE_OK)
+        printf("lease       none (never opened for writing)\n");
+    else if (lease_parse(lb.p, lb.len, &lr, why, sizeof why) < 0)
+        printf("lease       unreadable: %s\n", why);
+    else {
+        when((time_t)lr.renewed, t, sizeof t);
+        printf("lease       %s by %s on %s, epoch %" PRIu64 ", last written %s, time %" PRIu64
+               " ms\n",
+               lr.released ? "released" : "held", lr.holder, lr.host, lr.epoch, t, lr.ttl_ms);
+    }
+    buf_free(&lb);
     size_format(in.map_bytes, b1, sizeof b1);
     printf("map         %" PRIu64 " extents, %s in memory\n", in.extents, b1);
     store_list_free(segs, nseg);

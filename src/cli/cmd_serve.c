@@ -458,6 +458,10 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     param(&a, "durability", o->durability);
     param(&a, "readonly", o->read_only ? "true" : NULL);
     param(&a, "gc", o->no_gc ? "false" : NULL);
+    param(&a, "takeover", o->takeover ? "true" : NULL);
+    char lms[16];
+    snprintf(lms, sizeof lms, "%d", o->lease_ms);
+    param(&a, "lease_ms", o->lease_ms ? lms : NULL);
     param(&a, "syslog", background ? "true" : NULL);
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     param(&a, "log_level", levels[log_get_level()]);

@@ -26,13 +26,14 @@ static const char *const create_opts[] = {
 
 static const char *const mount_opts[] = {
     "help", "verbose", "log-level", "foreground", "cache-dir", "cache-size", "durability",
-    "read-only", "no-gc", "fs", "fs-dir", "pid-file", "log-file", "syslog", "allow-other", "endpoint",
+    "read-only", "no-gc", "takeover", "lease-ms", "fs", "fs-dir", "pid-file", "log-file", "syslog", "allow-other", "endpoint",
     "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault",
     NULL,
 };
 
 static const char *const gc_opts[] = {
-    "help", "verbose", "log-level", "threshold", "cache-dir", "endpoint", "region",
+    "help", "verbose", "log-level", "threshold", "cache-dir", "takeover", "lease-ms", "endpoint",
+    "region",
     "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 
@@ -46,7 +47,7 @@ static const char *const info_opts[] = {
 
 static const char *const serve_opts[] = {
     "help", "verbose", "log-level", "socket", "port", "bind", "cache-dir", "durability",
-    "read-only", "no-gc", "foreground", "pid-file", "run", "endpoint", "region", "addressing", "profile",
+    "read-only", "no-gc", "takeover", "lease-ms", "foreground", "pid-file", "run", "endpoint", "region", "addressing", "profile",
     "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 

@@ -45,6 +45,8 @@ struct cli_opts {
     int json;                 /* stats */
     const char *threshold;    /* gc: clean segments less live than this */
     int no_gc;                /* mount, serve: no background garbage collection */
+    int takeover;             /* volume writers: take the lease from a writer that is gone */
+    int lease_ms;             /* volume writers: the writer lease's time */
     const char *socket_path;  /* serve: --socket */
     int port;                 /* serve: --port, 0 when not given */
     const char *bind_addr;    /* serve: --bind (default 127.0.0.1) */

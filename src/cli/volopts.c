@@ -14,6 +14,8 @@ int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_
     vo->store = o->store;
     vo->read_only = o->read_only;
     vo->gc = !o->no_gc;
+    vo->takeover = o->takeover;
+    vo->lease_ms = o->lease_ms;
     if (o->cache_dir)
         snprintf(dir, dirlen, "%s", o->cache_dir);
     else if (geteuid() == 0)

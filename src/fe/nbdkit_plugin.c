@@ -100,6 +100,15 @@ static int buoy_config(const char *key, const char *value)
         vopts.read_only = r;
         return 0;
     }
+    if (strcmp(key, "takeover") == 0) {
+        int r = nbdkit_parse_bool(value);
+        if (r < 0)
+            return -1;
+        vopts.takeover = r;
+        return 0;
+    }
+    if (strcmp(key, "lease_ms") == 0)
+        return whole(key, value, 100, 3600000, &vopts.lease_ms);
     if (strcmp(key, "gc") == 0) { /* background garbage collection, on by default */
         int r = nbdkit_parse_bool(value);
         if (r < 0)
@@ -183,6 +192,7 @@ static int buoy_config_complete(void)
     "durability=remote|local  what a flush waits for (default remote: the object store)\n"      \
     "readonly=BOOL         open the volume read-only\n"                                            \
     "gc=BOOL               garbage collection in the background (default true)\n"                 \
+    "takeover=BOOL lease_ms=MS  the writer lease: take it from a writer that is gone\n"          \
     "endpoint=URL region=R profile=P addressing=path|virtual|auto unsigned_payload=BOOL\n"        \
     "retries=N max_inflight=N fault=SPEC  store options, as buoy's --options\n"                   \
     "log_level=LEVEL syslog=BOOL  engine logging (default warn, to stderr)"

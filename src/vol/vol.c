@@ -49,15 +49,22 @@
  *     read is waiting on the store.  Segments at or below the newest
  *     checkpoint that it does not list (left by a crash between a
  *     checkpoint and the deletes) are deleted the same way.
+ *  9. A writer holds the volume's lease (epoch in every key it writes) and
+ *     records its takeover point (fence.h) before writing; it stops with
+ *     the sticky error when it cannot renew in time or finds the lease
+ *     taken, and a flush or a delete happens only while lease_ok().
+ *     Recovery takes only segments and checkpoints fence_ok() allows.
  */
 #include "vol.h"
 #include "cache.h"
 #include "ckpt.h"
+#include "fence.h"
 #include "io.h"
 #include "journal.h"
 #include "map.h"
 #include "seg.h"
 #include "super.h"
+#include "store/lease.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -175,6 +182,18 @@ struct vol {
     pthread_t gc_thread;
     int gc_running, gc_active;   /* gc_active: a pass is copying (one at a time) */
     pthread_cond_t gc_wake;
+    /* the writer lease and fencing (rule 9) */
+    struct fence_set fences;
+    int has_lease;
+    struct lease lease;          /* used by vol_open, then only by the lease thread */
+    struct store *lease_st;      /* the lease's own store stack */
+    pthread_t lease_thread;
+    int lease_running, lease_stop, lease_paused;
+    pthread_mutex_t lease_lock;  /* guards lease_deadline_ms, lease_stop, lease_paused */
+    pthread_cond_t lease_wake;
+    uint64_t lease_deadline_ms, lease_margin_ms;
+    int lease_warned;
+    int lease_from_self;         /* the lease we took was free or our own crashed one's */
     pthread_mutex_t snap_lock;   /* guards snap */
     struct vol_stats snap;       /* stats as of the last progress, for readers while busy */
 };
@@ -303,6 +322,7 @@ static int any_open(const struct vol *v)
 static int write_checkpoint(struct vol *v);
 static void snapshot(struct vol *v);
 static size_t delete_dead(struct vol *v, const char *key);
+static int lease_ok(struct vol *v);
 
 /* Waits for any I/O to finish after gen was read: with the lock released,
  * unless a read-modify-write holds it (v->hold), which must stay atomic. */
@@ -923,7 +943,11 @@ static int flush_locked(struct vol *v)
     }
     uint64_t upto = v->next_seq - 1; /* the open segments' seqs, or the last sealed */
     int rc = seal_all(v);
-    return rc ? rc : wait_uploads_upto(v, upto);
+    if (!rc)
+        rc = wait_uploads_upto(v, upto);
+    if (!rc && v->has_lease && !lease_ok(v)) /* rule 9: durable only if still ours */
+        rc = fail(v, "the writer lease ran out before the flush completed");
+    return rc;
 }
 
 /* The checks every change shares: 1 to go on, else the call's result. */
@@ -1019,7 +1043,7 @@ static void prune_checkpoints(struct vol *v)
     struct store_obj *list;
     size_t n;
     char err[STORE_ERRMSG_MAX];
-    if (io_list(v->io, "ckpt/", &list, &n, err, sizeof err))
+    if (!lease_ok(v) || io_list(v->io, "ckpt/", &list, &n, err, sizeof err))
         return;
     for (size_t i = 0; i + 2 < n; i++) /* sorted by key = by seq */
         if (io_delete(v->io, list[i].key, err, sizeof err))
@@ -1044,7 +1068,7 @@ static size_t delete_dead(struct vol *v, const char *key)
     size_t ndead = v->norphans;
     for (uint32_t i = 0; i < v->nsegs; i++)
         ndead += is_dead(v, i);
-    if (!ndead || v->reads_waiting || v->nra)
+    if (!ndead || v->reads_waiting || v->nra || !lease_ok(v))
         return 0;
     struct store_obj *list;
     size_t n;
@@ -1133,6 +1157,223 @@ static int write_checkpoint(struct vol *v)
     v->ckpt_seq = seq;
     if (!delete_dead(v, key))
         prune_checkpoints(v);
+    return 0;
+}
+
+/* ---- the writer lease (rule 9) ---- */
+
+/* 1 while our lease is surely ours: deletes happen only then. */
+static int lease_ok(struct vol *v)
+{
+    if (!v->has_lease)
+        return !v->read_only;
+    pthread_mutex_lock(&v->lease_lock);
+    int ok = clock_mono_ms() + v->lease_margin_ms < v->lease_deadline_ms ||
+             v->lease_paused == 2; /* the test hook of a writer whose clock lies */
+    pthread_mutex_unlock(&v->lease_lock);
+    if (!ok && !v->lease_warned) {
+        log_warn("the writer lease is not known to be ours right now; deleting nothing");
+        v->lease_warned = 1;
+    }
+    return ok;
+}
+
+static void when_str(int64_t t, char *out, size_t n)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&tt, &tm));
+}
+
+/* Takes the volume's lease at open: at once when it is free or was our own
+ * (same holder, and we hold the cache dir's lock, so that writer is gone);
+ * with takeover, after it has stood unrenewed for its time plus a margin. */
+static int take_lease(struct vol *v, const char *url, const struct vol_opts *o,
+                      const char *cache_dir, char *err, size_t errlen)
+{
+    char host[LEASE_NAME_MAX] = "localhost", holder[LEASE_NAME_MAX], why[STORE_ERRMSG_MAX];
+    gethostname(host, sizeof host - 1);
+    host[strcspn(host, " \n")] = '\0';
+    char abs[4096];
+    const char *cd = realpath(cache_dir, abs) ? abs : cache_dir;
+    uint32_t h = 2166136261u; /* FNV-1a of the cache dir: one holder per host and cache dir */
+    for (const char *c = cd; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    snprintf(holder, sizeof holder, "%.40s:%08x", host, h);
+    v->lease_st = store_open(url, &o->store, err, errlen);
+    if (!v->lease_st)
+        return -1;
+    uint64_t ttl = o->lease_ms > 0 ? (uint64_t)o->lease_ms : 10000;
+    v->lease_margin_ms = ttl / 5;
+    lease_init(&v->lease, v->lease_st, "lease", holder, host, ttl, v->lease_margin_ms);
+    if (lease_observe(&v->lease, why, sizeof why) != LEASE_OK) {
+        snprintf(err, errlen, "reading the lease of %s: %s", url, why);
+        return -1;
+    }
+    struct lease_rec *cur = &v->lease.cur;
+    if (v->lease.exists && !cur->released) {
+        char since[40];
+        when_str(cur->since, since, sizeof since);
+        if (strcmp(cur->holder, holder) == 0 && strcmp(cur->host, host) == 0) {
+            /* ours, from before a crash: the cache dir lock proves it is
+             * gone; the If-Match of the take proves nobody else came */
+            cur->released = 1;
+            v->lease_from_self = 1;
+        } else if (!o->takeover) {
+            snprintf(err, errlen,
+                     "volume %s is in use by %s on %s since %s (lease epoch %" PRIu64
+                     "); use --takeover if that writer is gone",
+                     url, cur->holder, cur->host, since, cur->epoch);
+            return -1;
+        } else {
+            uint64_t t = cur->ttl_ms > ttl ? cur->ttl_ms : ttl;
+            uint64_t give_up = clock_mono_ms() + 3 * t + v->lease_margin_ms;
+            log_warn("taking over %s from %s on %s (epoch %" PRIu64 "): waiting until its lease "
+                     "has stood unrenewed for %" PRIu64 " ms",
+                     url, cur->holder, cur->host, cur->epoch, t + v->lease_margin_ms);
+            while (lease_wait_ms(&v->lease, clock_mono_ms())) {
+                if (clock_mono_ms() > give_up) {
+                    snprintf(err, errlen,
+                             "%s on %s keeps renewing the lease of %s: that writer is alive; "
+                             "not taking it over",
+                             cur->holder, cur->host, url);
+                    return -1;
+                }
+                uint64_t w = lease_wait_ms(&v->lease, clock_mono_ms());
+                clock_sleep_ms(w < 200 ? w : 200);
+                if (lease_observe(&v->lease, why, sizeof why) != LEASE_OK)
+                    log_warn("reading the lease: %s", why);
+            }
+        }
+    }
+    if (!v->lease.exists || cur->released)
+        v->lease_from_self = 1; /* free, released cleanly, or ours: no writer to fence off */
+    enum lease_status st = lease_take(&v->lease, why, sizeof why);
+    if (st != LEASE_OK) {
+        snprintf(err, errlen, "cannot take the lease of %s: %s", url,
+                 st == LEASE_BUSY ? "another writer took it at the same moment" : why);
+        return -1;
+    }
+    v->has_lease = 1;
+    v->epoch = (uint32_t)v->lease.cur.epoch;
+    v->lease_deadline_ms = v->lease.deadline_ms;
+    log_info("took the writer lease of %s: epoch %u", url, v->epoch);
+    return 0;
+}
+
+/* Renews the lease every quarter of its time; a lost lease, or one not
+ * renewed in time, stops the volume (sticky error), before a taker can
+ * start: its deadline is earlier than the taker's wait by the margin. */
+static void *lease_main(void *arg)
+{
+    struct vol *v = arg;
+    char why[STORE_ERRMSG_MAX];
+    uint64_t step = v->lease.ttl_ms / 4 ? v->lease.ttl_ms / 4 : 1;
+    pthread_mutex_lock(&v->lease_lock);
+    while (!v->lease_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(step % 1000) * 1000000L;
+        ts.tv_sec += (time_t)(step / 1000) + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&v->lease_wake, &v->lease_lock, &ts);
+        if (v->lease_stop)
+            break;
+        int paused = v->lease_paused;
+        if (paused == 2)
+            continue; /* frozen: neither renews nor notices */
+        pthread_mutex_unlock(&v->lease_lock);
+        enum lease_status st = paused ? LEASE_STORE : lease_renew(&v->lease, why, sizeof why);
+        const char *lost = NULL;
+        if (st == LEASE_LOST)
+            lost = "another writer took the lease";
+        else if (st != LEASE_OK && !lease_valid(&v->lease, clock_mono_ms()))
+            lost = "the lease could not be renewed in time";
+        pthread_mutex_lock(&v->lease_lock);
+        if (st == LEASE_OK)
+            v->lease_deadline_ms = v->lease.deadline_ms;
+        if (lost) {
+            v->lease_deadline_ms = 0;
+            pthread_mutex_unlock(&v->lease_lock);
+            pthread_mutex_lock(&v->lock);
+            fail(v, "%s (epoch %u; now held by %s on %s); this writer stops", lost, v->epoch,
+                 v->lease.exists ? v->lease.cur.holder : "nobody",
+                 v->lease.exists ? v->lease.cur.host : "-");
+            pthread_mutex_unlock(&v->lock);
+            pthread_mutex_lock(&v->lease_lock);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&v->lease_lock);
+    return NULL;
+}
+
+static void stop_lease(struct vol *v)
+{
+    if (!v->lease_running)
+        return;
+    pthread_mutex_lock(&v->lease_lock);
+    v->lease_stop = 1;
+    pthread_cond_signal(&v->lease_wake);
+    pthread_mutex_unlock(&v->lease_lock);
+    pthread_join(v->lease_thread, NULL);
+    v->lease_running = 0;
+}
+
+void vol_test_pause_lease(struct vol *v, int paused)
+{
+    pthread_mutex_lock(&v->lease_lock);
+    v->lease_paused = paused;
+    pthread_mutex_unlock(&v->lease_lock);
+}
+
+/* Reads the takeover records (rule 9). */
+static int load_fences(struct vol *v, char *err, size_t errlen)
+{
+    struct store_obj *list;
+    size_t n;
+    if (io_list(v->io, FENCE_PREFIX, &list, &n, err, errlen))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint64_t e;
+        struct buf b = {0};
+        struct fence f;
+        char why[256];
+        if (fence_key_parse(list[i].key, &e) < 0)
+            continue;
+        if (io_get(v->io, list[i].key, 0, 0, &b, err, errlen))
+            rc = -1;
+        else if (fence_parse(b.p, b.len, &f, why, sizeof why) < 0 || f.epoch != e) {
+            snprintf(err, errlen, "%s is damaged (%s): cannot tell fenced segments apart",
+                     list[i].key, why);
+            rc = -1;
+        } else
+            fence_add(&v->fences, &f);
+        buf_free(&b);
+    }
+    store_list_free(list, n);
+    return rc;
+}
+
+/* Records our takeover at the end of the recovered run, before we write. */
+static int write_fence(struct vol *v, char *err, size_t errlen)
+{
+    struct fence f = {v->epoch, v->next_seq - 1};
+    char key[FENCE_KEY_SIZE];
+    struct buf b = {0};
+    fence_key(f.epoch, key);
+    fence_encode(&f, v->lease.holder, &b);
+    enum store_err e = io_put(v->io, key, b.p, b.len, STORE_IF_NONE_MATCH, err, errlen);
+    buf_free(&b);
+    if (e == STORE_EPRECOND) {
+        snprintf(err, errlen, "takeover record %s exists already: another writer has epoch %u",
+                 key, v->epoch);
+        return -1;
+    }
+    if (e)
+        return -1;
+    fence_add(&v->fences, &f);
     return 0;
 }
 
@@ -1415,7 +1656,8 @@ static int load_checkpoint(struct vol *v, char *err, size_t errlen)
         struct buf b = {0};
         struct ckpt ck;
         char why[256];
-        if (ckpt_key_parse(list[i].key, &seq, &epoch) < 0)
+        if (ckpt_key_parse(list[i].key, &seq, &epoch) < 0 || epoch > v->epoch ||
+            !fence_ok(&v->fences, seq, epoch)) /* a fenced writer's: rule 9 */
             continue;
         if (io_get(v->io, list[i].key, 0, 0, &b, err, errlen)) {
             rc = -1;
@@ -1473,7 +1715,8 @@ static int find_segment(struct vol *v, uint64_t seq, uint32_t *epoch, char *err,
     for (size_t i = 0; i < n; i++) {
         uint64_t s;
         uint32_t e;
-        if (seg_key_parse(list[i].key, &s, &e) == 0 && s == seq && e <= v->epoch) {
+        if (seg_key_parse(list[i].key, &s, &e) == 0 && s == seq && e <= v->epoch &&
+            fence_ok(&v->fences, s, e) && (!found || e > *epoch)) { /* rule 9 */
             *epoch = e;
             found = 1;
         }
@@ -1514,7 +1757,7 @@ static void find_orphans(struct vol *v)
     char err[STORE_ERRMSG_MAX];
     struct store_obj *list;
     size_t n;
-    if (!v->ckpt_seq || io_list(v->io, "seg/", &list, &n, err, sizeof err))
+    if (io_list(v->io, "seg/", &list, &n, err, sizeof err))
         return;
     uint64_t *known = xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *known);
     for (uint32_t i = 0; i < v->nsegs; i++)
@@ -1523,8 +1766,11 @@ static void find_orphans(struct vol *v)
     for (size_t i = 0; i < n; i++) {
         uint64_t seq;
         uint32_t epoch;
-        if (seg_key_parse(list[i].key, &seq, &epoch) < 0 || seq > v->ckpt_seq ||
-            bsearch(&seq, known, v->nsegs, sizeof *known, cmp_u64))
+        if (seg_key_parse(list[i].key, &seq, &epoch) < 0)
+            continue;
+        int fenced = !fence_ok(&v->fences, seq, epoch); /* a fenced writer's: garbage */
+        if (!fenced && (seq > v->ckpt_seq || bsearch(&seq, known, v->nsegs, sizeof *known,
+                                                     cmp_u64)))
             continue;
         v->orphans = xrealloc(v->orphans, (v->norphans + 1) * sizeof *v->orphans);
         v->orphans[v->norphans++] = (struct orphan){seq, epoch};
@@ -1737,6 +1983,11 @@ static int take_local_lock(struct vol *v, const char *cache_dir, const char *uui
 static void free_vol(struct vol *v)
 {
     stop_sealer(v);
+    stop_lease(v);
+    if (v->lease_st)
+        store_close(v->lease_st);
+    v->lease_st = NULL;
+    fence_free(&v->fences);
     io_stop(v->io); /* waits for what is in flight: those requests point into v */
     v->io = NULL;
     if (v->st)
@@ -1778,6 +2029,8 @@ static void free_vol(struct vol *v)
     free(v->orphans);
     pthread_cond_destroy(&v->wake);
     pthread_cond_destroy(&v->gc_wake);
+    pthread_cond_destroy(&v->lease_wake);
+    pthread_mutex_destroy(&v->lease_lock);
     pthread_mutex_destroy(&v->snap_lock);
     pthread_mutex_destroy(&v->lock);
     free(v);
@@ -1792,6 +2045,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     pthread_mutex_init(&v->snap_lock, NULL);
     pthread_cond_init(&v->wake, NULL);
     pthread_cond_init(&v->gc_wake, NULL);
+    pthread_mutex_init(&v->lease_lock, NULL);
+    pthread_cond_init(&v->lease_wake, NULL);
     v->lock_fd = -1;
     v->gc_on = o->gc;
     v->gc_threshold = o->gc_threshold > 0 ? o->gc_threshold : 0.5;
@@ -1852,12 +2107,26 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
                 goto fail;
         }
     }
+    if (v->read_only)
+        v->epoch = UINT32_MAX; /* every epoch the fences allow */
+    else if (take_lease(v, url, o, o->cache_dir, err, errlen) < 0)
+        goto fail;
     /* recovery runs alone, but under the lock, which its waits release */
     pthread_mutex_lock(&v->lock);
-    int rrc = load_checkpoint(v, err, errlen) < 0 || scan_segments(v, err, errlen) < 0 ||
+    /* The fence goes at the end of the run: after the scan when we took the
+     * lease from another writer (its later uploads are fenced off); after
+     * our own journals are replayed when the last writer was us or nobody
+     * (segments our crashed self uploaded out of order are ours). */
+    int fence_early = !v->read_only && !v->lease_from_self;
+    int rrc = load_fences(v, err, errlen) < 0 || load_checkpoint(v, err, errlen) < 0 ||
+              scan_segments(v, err, errlen) < 0 ||
+              (fence_early && write_fence(v, err, errlen) < 0) ||
               (!v->read_only && replay_journals(v, err, errlen) < 0);
-    if (!rrc) {
+    if (!rrc)
         report_gap(v);
+    if (!rrc && !v->read_only && !fence_early && write_fence(v, err, errlen) < 0)
+        rrc = 1;
+    if (!rrc) {
         if (!v->read_only)
             find_orphans(v);
         if (!v->read_only && v->since_ckpt >= v->ckpt_every && write_checkpoint(v) < 0) {
@@ -1875,6 +2144,13 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
             goto fail;
         }
         v->sealer_running = 1;
+        if (v->has_lease) {
+            if (pthread_create(&v->lease_thread, NULL, lease_main, v) != 0) {
+                snprintf(err, errlen, "cannot start the lease thread");
+                goto fail;
+            }
+            v->lease_running = 1;
+        }
         if (v->gc_on) {
             if (pthread_create(&v->gc_thread, NULL, gc_main, v) != 0) {
                 snprintf(err, errlen, "cannot start the garbage collector thread");
@@ -1903,7 +2179,16 @@ int vol_close(struct vol *v)
         rc = wait_uploads(v);
     if (!rc && v->since_ckpt)
         rc = write_checkpoint(v);
+    if (!rc && v->has_lease && !lease_ok(v))
+        rc = fail(v, "the writer lease ran out before the close completed");
     pthread_mutex_unlock(&v->lock);
+    stop_lease(v);
+    if (!rc && v->has_lease) { /* everything is in the store: the next writer need not wait */
+        char why[STORE_ERRMSG_MAX];
+        if (lease_release(&v->lease, why, sizeof why) != LEASE_OK)
+            log_warn("releasing the writer lease: %s (the next writer waits for it to run out)",
+                     why);
+    }
     free_vol(v);
     return rc;
 }

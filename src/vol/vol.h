@@ -28,6 +28,8 @@ struct vol_opts {
     double gc_min_garbage; /* start when this much stored data is garbage; 0 = 0.25 */
     uint64_t gc_rate;      /* bytes copied per second at most; 0 = 32 MiB/s */
     int gc_interval_ms;    /* how often the cleaner looks; 0 = 1000 */
+    int lease_ms;          /* the writer lease's time; 0 = 10000 */
+    int takeover;          /* take the lease from another holder once it stops renewing */
 };
 #define VOL_NO_CACHE UINT64_MAX
 
@@ -64,7 +66,10 @@ struct vol_stats {
 struct vol;
 
 /* Opens an existing volume (buoy create makes one) and recovers it: newest
- * checkpoint, segments after it, then this cache dir's journal. */
+ * checkpoint, segments after it, then this cache dir's journal.  A writer
+ * (not read_only) first takes the volume's lease: at once when it is free
+ * or this cache dir's own; else it fails naming the holder, or with
+ * takeover waits until the holder has stopped renewing it. */
 struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_t errlen);
 /* Byte offsets and lengths, unaligned allowed.  0, or -errno (-EIO with the
  * reason logged; -EINVAL beyond the end). */
@@ -107,6 +112,11 @@ struct vol_gc_progress {
 };
 typedef void (*vol_gc_progress_fn)(const struct vol_gc_progress *p, void *arg);
 int vol_gc(struct vol *v, double threshold, vol_gc_progress_fn progress, void *arg);
+
+/* For tests: stop (1) or resume (0) renewing the writer lease, as a writer
+ * cut off from the store would; 2 also stops it noticing, as a writer whose
+ * clock is wrong or that was frozen would (only fencing protects then). */
+void vol_test_pause_lease(struct vol *v, int paused);
 
 /* The reason for the sticky error state, "" when there is none. */
 const char *vol_error(const struct vol *v);

@@ -368,20 +368,21 @@ static void test_corruption(void)
     size_t n;
     store_list(s, "ckpt/", &list, &n, err, sizeof err);
     uint64_t ck = 0;
-    uint32_t ep;
+    uint32_t ep = 0;
     if (n)
         ckpt_key_parse(list[n - 1].key, &ck, &ep);
-    store_list_free(list, n);
     /* the journal was removed at each upload: delete a segment after the
-     * newest checkpoint, then the checkpoint itself, so recovery must walk */
+     * newest checkpoint (same writer, same epoch), then every checkpoint,
+     * so recovery must walk */
     char key[SEG_KEY_SIZE];
-    seg_key(ck > 2 ? ck - 2 : 1, 0, key);
-    store_delete(s, key, STORE_COND_NONE, NULL, err, sizeof err);
-    char ckey[CKPT_KEY_SIZE];
-    for (uint64_t q = 0; q <= ck; q++) {
-        ckpt_key(q, 0, ckey);
-        store_delete(s, ckey, STORE_COND_NONE, NULL, err, sizeof err);
-    }
+    seg_key(ck > 2 ? ck - 2 : 1, ep, key);
+    struct store_obj info;
+    ok(store_head(s, key, &info, err, sizeof err) == STORE_OK &&
+           store_delete(s, key, STORE_COND_NONE, NULL, err, sizeof err) == STORE_OK,
+       "segment %s removed", key);
+    for (size_t i = 0; i < n; i++)
+        store_delete(s, list[i].key, STORE_COND_NONE, NULL, err, sizeof err);
+    store_list_free(list, n);
     store_close(s);
     v = open_vol(NULL);
     struct vol_stats st;
