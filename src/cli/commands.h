@@ -12,5 +12,7 @@ int cmd_info(struct cli_opts *o, int argc, char **argv);
 struct store *cli_open_store(const char *url, struct cli_opts *o);
 /* "buoy store <verb> ...": the verb table lives in cmd_store.c. */
 int cmd_store(int argc, char **argv);
+/* "buoy ha <verb> ...": the failover daemon (cmd_ha.c). */
+int cmd_ha(int argc, char **argv);
 
 #endif

@@ -47,6 +47,7 @@ static void usage(FILE *out)
             "  create URL --size N               make a new, empty volume\n"
             "  info URL                          size, segments, live and garbage bytes\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
+            "  ha run|status|standby|takeover    the failover daemon and its controls\n"
             "  version                           print the version\n"
             "\n"
             "A store URL is a path or dir:///path (a local directory store) or\n"
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(c, "store") == 0)
         return cmd_store(argc - 1, argv + 1);
+    if (strcmp(c, "ha") == 0)
+        return cmd_ha(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         const struct cli_cmd *cmd = &commands[i];
         struct cli_opts o = {.store = {.retries = -1}};

@@ -45,6 +45,20 @@ static const struct opt_def defs[] = {
      "map granularity: 512 to 64K, a power of two (default 4K)"},
     {"segment-size", 0, OPT_STR, "SIZE", OFF(segment_size), 0, 0,
      "bytes of data per segment object (default 8M, at most 256M)"},
+    {"config", 'c', OPT_STR, "FILE", OFF(ha_config), 0, 0,
+     "failover configuration (default /etc/buoy/ha.conf)"},
+    {"socket", 0, OPT_STR, "PATH", OFF(ha_socket), 0, 0,
+     "the daemon's control socket (default: control in the configuration)"},
+    {"ha-cf", 0, OPT_STR, "FILE", OFF(ha_cf), 0, 0, "Heartbeat's ha.cf (default /etc/ha.d/ha.cf)"},
+    {"haresources", 0, OPT_STR, "FILE", OFF(haresources), 0, 0,
+     "Heartbeat's haresources (default /etc/ha.d/haresources)"},
+    {"authkeys", 0, OPT_STR, "FILE", OFF(authkeys), 0, 0,
+     "Heartbeat's authkeys (default /etc/ha.d/authkeys)"},
+    {"key-out", 0, OPT_STR, "FILE", OFF(key_out), 0, 0,
+     "where to write the shared key, mode 0600 (default /etc/buoy/ha.key)"},
+    {"lease-store", 0, OPT_STR, "URL", OFF(lease_store), 0, 0,
+     "store URL for the lease (Heartbeat has none; required)"},
+    {"node", 0, OPT_STR, "NAME", OFF(node), 0, 0, "this node's name (default: uname -n)"},
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 

@@ -29,6 +29,9 @@ struct cli_opts {
     const char *size;         /* create: volume size, "16G" */
     const char *block_size;   /* create */
     const char *segment_size; /* create */
+    const char *ha_config;    /* ha: -c FILE */
+    const char *ha_socket;    /* ha: control socket */
+    const char *ha_cf, *haresources, *authkeys, *key_out, *lease_store, *node; /* ha import */
 };
 
 struct opt_def {
