@@ -108,7 +108,8 @@ static const char *why_not_claim(struct ha_sm *sm, const struct ha_sm_in *in)
             snprintf(why, sizeof why, "%s is %s", p->name, ha_state_name(p->state));
             return why;
         }
-        if ((p->state == HA_STANDBY || p->state == HA_ACQUIRING) &&
+        /* A peer still initialising that outranks us is about to be a candidate. */
+        if ((p->state == HA_INIT || p->state == HA_STANDBY || p->state == HA_ACQUIRING) &&
             !(p->flags & (HB_F_STANDBY | HB_F_HOLD)) &&
             beats(sm, p->name, p->flags, sm->node, myflags)) {
             snprintf(why, sizeof why, "%s ranks first", p->name);
@@ -149,6 +150,7 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
     case HA_CMD_CLEAR:
         if (sm->state == HA_FAILED) {
             sm->resources_up = 0;
+            out->release_lease = in->lease_valid;
             go(sm, HA_STANDBY, now, "cleared by the operator");
         }
         break;
@@ -296,7 +298,9 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
         out->lease = in->lease_valid ? LM_HOLD : LM_WATCH;
         break;
     case HA_FAILED:
-        out->lease = LM_IDLE;
+        /* A resource may still be up: keep the lease, if we have it, so that
+         * nobody starts on top of it.  The operator clears the state. */
+        out->lease = in->lease_valid ? LM_HOLD : LM_IDLE;
         break;
     }
     if (out->release_lease)

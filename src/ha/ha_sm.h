@@ -15,7 +15,9 @@
  *                preferred node | an active peer with a higher epoch)--> releasing
  *   releasing --(stop ok)--> standby          (releasing the lease if still held)
  *   releasing --(stop failed)--> failed
- *   failed    --(clear command)--> standby    (and nothing else leaves it)
+ *   failed    --(clear command)--> standby    (and nothing else leaves it; a
+ *                failed node keeps renewing a lease it holds, so nobody
+ *                starts on top of a resource that did not stop)
  *
  * Rules (checked by ha_sm_assert() after every step):
  *   S1  resources are started only while the lease is valid: a start job is
@@ -29,7 +31,7 @@
  *       the failed state never claims.
  *
  * should_claim: no live peer is active or releasing, and this node ranks
- * first among itself and the live peers in standby or acquiring that are not
+ * first among itself and the live peers initialising, in standby or acquiring that are not
  * in manual standby or holding back.  Rank: a takeover request, then being
  * the preferred node, then the smaller name.  Heartbeats only decide who
  * tries; the lease decides who wins (two nodes cut off from each other both
