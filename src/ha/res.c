@@ -11,6 +11,12 @@
 #include "util/mem.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +121,53 @@ static int ip_status(struct res *r, const struct res_ctx *ctx, char *err, size_t
     return ret;
 }
 
+/* n gratuitous ARP requests (sender and target = ip, to broadcast) on dev,
+ * sent at once: what arping -U does, without its one-second waits. */
+static int garp(const char *dev, const char *ip, int n, char *err, size_t errlen)
+{
+    struct ifreq ifr = {0};
+    struct in_addr a;
+    if (inet_pton(AF_INET, ip, &a) != 1 || strlen(dev) >= sizeof ifr.ifr_name) {
+        set_err(err, errlen, "bad address or interface");
+        return -1;
+    }
+    int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    if (fd < 0) {
+        set_err(err, errlen, "packet socket: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", dev);
+    int ret = -1;
+    if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+        set_err(err, errlen, "%s: %s", dev, strerror(errno));
+        goto out;
+    }
+    unsigned char mac[6];
+    memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+        set_err(err, errlen, "%s: %s", dev, strerror(errno));
+        goto out;
+    }
+    /* ARP over Ethernet: htype 1, ptype IPv4, hlen 6, plen 4, op 1 (request) */
+    unsigned char pkt[28] = {0, 1, 8, 0, 6, 4, 0, 1};
+    memcpy(pkt + 8, mac, 6);
+    memcpy(pkt + 14, &a, 4);
+    memset(pkt + 18, 0, 6);
+    memcpy(pkt + 24, &a, 4);
+    struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
+                             .sll_ifindex = ifr.ifr_ifindex, .sll_halen = 6};
+    memset(ll.sll_addr, 0xff, 6);
+    for (int i = 0; i < n; i++)
+        if (sendto(fd, pkt, sizeof pkt, 0, (struct sockaddr *)&ll, sizeof ll) != sizeof pkt) {
+            set_err(err, errlen, "send on %s: %s", dev, strerror(errno));
+            goto out;
+        }
+    ret = 0;
+out:
+    close(fd);
+    return ret;
+}
+
 static int ip_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
 {
     const char *dev = ha_item_opt(r->item, "dev");
@@ -122,16 +175,13 @@ static int ip_start(struct res *r, const struct res_ctx *ctx, char *err, size_t 
                   errlen) != 0)
         return -1;
     const char *arp = ha_item_opt(r->item, "arp");
-    int n = arp ? atoi(arp) : 1;
+    int n = arp ? atoi(arp) : 2;
     if (n > 0) {
-        char host[64], count[8];
+        char host[64], why[256];
         ip_host(r, host, sizeof host);
-        snprintf(count, sizeof count, "%d", n);
-        char why[256];
-        /* Unsolicited ARP so neighbours learn the new MAC; a failure is logged,
-         * not fatal: the address is up and will be learnt on the next ARP. */
-        if (run_quiet(r, A("arping", "-q", "-U", "-c", count, "-w", "1", "-I", (char *)dev, host),
-                      NULL, why, sizeof why) != 0)
+        /* Neighbours learn the new MAC at once; a failure is logged, not
+         * fatal: the address is up and will be learnt on the next ARP. */
+        if (garp(dev, host, n, why, sizeof why) < 0)
             log_warn("ha: resource %s: gratuitous ARP failed: %s", r->item->name, why);
     }
     return 0;

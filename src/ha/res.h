@@ -5,7 +5,7 @@
  * anything.  Kinds (arguments and options: buoy-ha.conf(5)):
  *
  *   ipaddr   ADDR/PREFIX dev=IF [arp=N]     an address on an interface, plus
- *                                           N gratuitous ARPs (arping)
+ *                                           N (2) gratuitous ARP requests
  *   ec2-eip  PUBLIC_IP [instance=ID] [endpoint=URL] [region=R]
  *                                           Elastic IP through the EC2 API
  *   volume   URL MOUNTPOINT                 buoy mount URL MOUNTPOINT --takeover
