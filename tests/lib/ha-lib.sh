@@ -33,7 +33,7 @@ HA_ID=bh$$
 HA_VIP=10.50.0.50
 HA_N=0
 HA_DIR=$(mk_tmpdir ha)
-HA_STORE_EP=
+HA_STORE_EP=http://10.50.0.200:5000
 
 ha_ns() { echo "$HA_ID-$1"; }
 
@@ -108,7 +108,6 @@ ha_start_store() {
         ha_in store curl -s -o /dev/null --max-time 2 http://10.50.0.200:5000/ && break
         sleep 0.1
     done
-    HA_STORE_EP=http://10.50.0.200:5000
     ha_in client curl -sS -f -o /dev/null -X PUT "$HA_STORE_EP/buoy-ha"
 }
 
@@ -219,7 +218,7 @@ case $3 in
 start)
     mkdir -p "$dir/www-$node" && echo "$node" >"$dir/www-$node/index.html"
     python3 -m http.server --bind 10.50.0.50 8080 --directory "$dir/www-$node" \
-        >"$dir/web-$node.log" 2>&1 </dev/null &
+        >>"$dir/web-$node.log" 2>&1 </dev/null &
     echo $! >"$pidf"
     i=0
     while ! curl -s -o /dev/null --max-time 1 http://10.50.0.50:8080/; do
