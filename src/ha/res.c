@@ -514,8 +514,9 @@ out:
 
 static int eip_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
 {
+    /* Without an instance id nothing can have been associated by us. */
     if (eip_instance(r, err, errlen) < 0)
-        return -1;
+        return 0;
     struct ec2 *e = eip_open(r, err, errlen);
     struct ec2_addr a;
     int ret = -1;
@@ -609,6 +610,15 @@ int res_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen
     if (r->kind->start(r, ctx, err, errlen) < 0) {
         r->state = RES_FAILED;
         snprintf(r->last, sizeof r->last, "start failed: %s", err);
+        return -1;
+    }
+    /* A start is only good once status agrees (for kinds that can tell):
+     * many init scripts exit 0 whatever happened. */
+    if (r->kind->status(r, ctx, why, sizeof why) == 0) {
+        set_err(err, errlen, "resource %s: started, but status says it is not running",
+                r->item->name);
+        r->state = RES_FAILED;
+        snprintf(r->last, sizeof r->last, "%s", err);
         return -1;
     }
     r->state = RES_RUNNING;
