@@ -115,7 +115,16 @@ void *ha_lease_main(void *arg)
         case LM_IDLE:
             sleep_ms = 200;
             break;
+        case LM_WATCH:
+            /* A lease we stopped using (it ran out before a renewal got
+             * through) is let go; it expires in the store by itself. */
+            if (l->held && !lease_valid(l, now))
+                l->held = 0;
+            goto watch;
+        case LM_TAKE:
         case LM_HOLD:
+            /* Taking back our own lease that ran out unseen by others is a
+             * renewal: If-Match on our ETag proves nobody took it since. */
             if (l->held) {
                 if (now >= next_renew) {
                     enum lease_status st = lease_renew(l, err, sizeof err);
@@ -136,9 +145,7 @@ void *ha_lease_main(void *arg)
                 break;
             }
             /* not held (lost, or not yet taken): watch */
-            /* fall through */
-        case LM_WATCH:
-        case LM_TAKE:
+        watch:
             if (now >= next_poll) {
                 enum lease_status st = lease_observe(l, err, sizeof err);
                 if (st == LEASE_STORE)

@@ -210,7 +210,9 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
             }
         } else if (in->job_done == HA_JOB_START) {
             sm->starting = 0;
-            if (in->job_ok && in->lease_valid) {
+            if (in->job_ok && in->lease_valid && sm->manual_standby) {
+                start_release(sm, now, 1, "standby requested while starting");
+            } else if (in->job_ok && in->lease_valid) {
                 sm->takeover_req = 0;
                 sm->claims++;
                 sm->active_at[sm->claims % NRING] = now;

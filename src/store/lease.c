@@ -270,6 +270,7 @@ enum lease_status lease_take(struct lease *l, char *err, size_t errlen)
     int w = cond_put(l, &rec, l->exists ? STORE_IF_MATCH : STORE_IF_NONE_MATCH, err, errlen);
     if (w == 1) {
         l->held = 1;
+        l->unsure = 0;
         l->deadline_ms = sent + l->ttl_ms;
         l->seen_since_ms = sent;
         return LEASE_OK;
@@ -278,11 +279,41 @@ enum lease_status lease_take(struct lease *l, char *err, size_t errlen)
     return w == 0 ? LEASE_BUSY : LEASE_STORE;
 }
 
+/* Our renewal was refused or its outcome is unknown: read the object.  A
+ * record with our holder and epoch, not released, is still our lease (only
+ * a taker changes the epoch): adopt its ETag.  1 ours, 0 not, -1 unknown. */
+static int resync(struct lease *l, char *err, size_t errlen)
+{
+    struct lease_rec back;
+    char etag[STORE_ETAG_MAX];
+    int got = fetch(l, &back, etag, err, errlen);
+    if (got == -1)
+        return -1;
+    if (got == 1 && is_ours(l, &back) && back.epoch == l->cur.epoch && !back.released) {
+        l->cur = back;
+        snprintf(l->etag, sizeof l->etag, "%s", etag);
+        l->unsure = 0;
+        return 1;
+    }
+    return 0;
+}
+
 enum lease_status lease_renew(struct lease *l, char *err, size_t errlen)
 {
     if (!l->held) {
         set_err(err, errlen, "lease %s: not held", l->key);
         return LEASE_LOST;
+    }
+    if (l->unsure) {
+        int r = resync(l, err, errlen);
+        if (r < 0)
+            return LEASE_STORE;
+        if (r == 0) {
+            l->held = 0;
+            l->seen = 0;
+            set_err(err, errlen, "lease %s: taken by another node", l->key);
+            return LEASE_LOST;
+        }
     }
     struct lease_rec rec = l->cur;
     rec.renewals++; /* L2 */
@@ -294,13 +325,36 @@ enum lease_status lease_renew(struct lease *l, char *err, size_t errlen)
         l->deadline_ms = sent + l->ttl_ms;
         return LEASE_OK;
     }
-    if (w == 0) {
-        l->held = 0;
-        l->seen = 0;
-        set_err(err, errlen, "lease %s: taken by another node (renewal refused)", l->key);
-        return LEASE_LOST;
+    if (w < 0) {
+        l->unsure = 1; /* our ETag may be stale now */
+        return LEASE_STORE;
     }
-    return LEASE_STORE;
+    /* Refused: maybe by a renewal of ours that landed unseen; else lost. */
+    int r = resync(l, err, errlen);
+    if (r < 0) {
+        l->unsure = 1;
+        return LEASE_STORE;
+    }
+    if (r == 1) {
+        uint64_t sent2 = l->now();
+        rec = l->cur;
+        rec.renewals++;
+        rec.renewed = (int64_t)time(NULL);
+        rec.ttl_ms = l->ttl_ms;
+        w = cond_put(l, &rec, STORE_IF_MATCH, err, errlen);
+        if (w == 1) {
+            l->deadline_ms = sent2 + l->ttl_ms;
+            return LEASE_OK;
+        }
+        if (w < 0) {
+            l->unsure = 1;
+            return LEASE_STORE;
+        }
+    }
+    l->held = 0;
+    l->seen = 0;
+    set_err(err, errlen, "lease %s: taken by another node (renewal refused)", l->key);
+    return LEASE_LOST;
 }
 
 enum lease_status lease_release(struct lease *l, char *err, size_t errlen)
@@ -308,6 +362,11 @@ enum lease_status lease_release(struct lease *l, char *err, size_t errlen)
     if (!l->held) {
         set_err(err, errlen, "lease %s: not held", l->key);
         return LEASE_LOST;
+    }
+    if (l->unsure && resync(l, err, errlen) != 1) {
+        l->held = 0;
+        l->seen = 0;
+        return LEASE_STORE; /* it will expire instead */
     }
     struct lease_rec rec = l->cur;
     rec.renewals++;

@@ -22,7 +22,10 @@
  *       lease may be taken at once.
  *   L5  an answer lost in transit (timeout, 5xx) after a conditional write
  *       is resolved by reading the object back: ours (holder, epoch, renewal
- *       count all match) means it was applied.
+ *       count all match) means it was applied.  A renewal refused, or after
+ *       an unknown outcome, reads the object: our holder and epoch, not
+ *       released, is still our lease (only a taker changes the epoch), and
+ *       its ETag is adopted; anything else means the lease is lost.
  *
  * Object layout (text, one "name value" per line, order fixed):
  *   buoy-lease 1
@@ -83,6 +86,7 @@ struct lease {
 
     /* Ours, when held. */
     int held;
+    int unsure;             /* a write's outcome is unknown: our ETag may be stale */
     uint64_t deadline_ms;   /* monotonic: send time of the last good write + ttl */
 };
 

@@ -206,13 +206,16 @@ static int simulate(uint64_t seed, int steps, int *takes)
             x->paused_until = sim_ms + rng_below(&g, 3000);
         if (!x->crashed && sim_ms >= x->paused_until) {
             if (x->l.held) {
-                if (!lease_valid(&x->l, sim_now())) {
-                    /* Past its deadline: it must stop (the daemon does). */
-                    x->l.held = 0;
-                } else if (sim_ms >= x->next_renew) {
+                /* The daemon's lease thread renews whenever it is due, even
+                 * after a pause past its deadline (the renewal must then be
+                 * refused if someone took over); the holder stops using the
+                 * lease once it is no longer valid. */
+                if (sim_ms >= x->next_renew) {
                     lease_renew(&x->l, err, sizeof err);
                     x->next_renew = sim_ms + 300;
                 }
+                if (x->l.held && !lease_valid(&x->l, sim_now()))
+                    x->l.held = 0;
             } else {
                 if (lease_observe(&x->l, err, sizeof err) == LEASE_OK &&
                     lease_wait_ms(&x->l, sim_now()) == 0 &&
