@@ -201,7 +201,8 @@ ha_heal() {
 ha_vip_holders() {
     local k n=0
     for k in $(seq 1 "$HA_N"); do
-        ip -n "$(ha_ns "$k")" -o -4 addr show dev eth0 2>/dev/null | grep -q " $HA_VIP/" && n=$((n + 1))
+        # a dead machine (eth0 down) holds nothing
+        ip -n "$(ha_ns "$k")" -o -4 addr show dev eth0 up 2>/dev/null | grep -q " $HA_VIP/" && n=$((n + 1))
     done
     echo "$n"
 }
