@@ -3,7 +3,7 @@
 # service on the floating address is killed -> an http check notices (fall
 # 2) and the resource is restarted on the same node; killed again and again
 # -> after its local restarts the node fails over, and the other node serves.
-# A process check (pid file) and a command check run beside it.
+# A process check (pid file), a tcp and a command check run beside it.
 . tests/lib/test-lib.sh
 . tests/lib/ha-lib.sh
 
@@ -45,6 +45,7 @@ resource web exec $web n$k $HA_DIR
 check http http http://$HA_VIP:8080/ body=n$k interval=300ms timeout=500ms fall=2 restarts=2 resource=web
 check pid process pidfile=$HA_DIR/web-n$k.pid interval=1s fall=5 restarts=2 resource=web
 check up command "test -d $HA_DIR" interval=1s
+check port tcp $HA_VIP:8080 interval=1s fall=5
 EOF
 done
 
@@ -61,7 +62,12 @@ test_expect_success 'the service killed: the check restarts it on the same node'
     wait_served_by n1 &&
     test "$(ha_state 1)" = active &&
     grep -q "local restart 1 of 2" "$TEST_OUT/daemons/ha1.log" &&
-    grep -q "^check up kind command state up" "$HA_DIR/status1"
+    grep -q "^check up kind command state up" "$HA_DIR/status1" &&
+    for i in $(seq 1 100); do
+        ha_status 1 && grep -q "^check port kind tcp state up runs [1-9]" "$HA_DIR/status1" && break
+        sleep 0.1
+    done &&
+    grep -q "^check port kind tcp state up runs [1-9]" "$HA_DIR/status1"
 '
 
 test_expect_success 'killed again: a second local restart' '

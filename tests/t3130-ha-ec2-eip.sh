@@ -6,15 +6,18 @@
 # by the exec resource (with a stand-in for Tim Kay's aws tool, which Debian
 # does not have).  Each node namespace has its own metadata service at
 # 169.254.169.254 on its loopback.  After kill -9 of the active node both
-# addresses are associated with the survivor's instance.
+# addresses are associated with the survivor's instance.  moto runs with IAM
+# authentication on, so it checks the SigV4 signature of every EC2 and S3
+# request buoy sends.
 . tests/lib/test-lib.sh
 . tests/lib/ha-lib.sh
+HA_MOTO_AUTH=1
 
 ha_net_setup 2
 
 ec2() {
     ha_in client curl -sS -f --max-time 10 --aws-sigv4 aws:amz:us-east-1:ec2 \
-        --user testing:testing "$HA_STORE_EP/" --data "Version=2016-11-15&$1"
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$HA_STORE_EP/" --data "Version=2016-11-15&$1"
 }
 xml_first() { grep -o "<$1>[^<]*</$1>" | head -n 1 | sed "s/<[^>]*>//g"; }
 # owner IP: the instance the address is associated with ("" when none)
@@ -23,7 +26,7 @@ owner() {
         tr -d '\n' <"$HA_DIR/desc.xml" | sed -n 's/.*<instanceId>\([^<]*\)<\/instanceId>.*/\1/p'
 }
 
-test_expect_success 'moto: two instances and two Elastic IPs' '
+test_expect_success 'moto: two instances and two Elastic IPs; a bad signature is refused' '
     ha_start_store &&
     ec2 "Action=DescribeImages" >"$HA_DIR/img.xml" &&
     ami=$(xml_first imageId <"$HA_DIR/img.xml") && test -n "$ami" &&
@@ -37,7 +40,10 @@ test_expect_success 'moto: two instances and two Elastic IPs' '
     eip1=$(xml_first publicIp <"$HA_DIR/a1.xml") && eip2=$(xml_first publicIp <"$HA_DIR/a2.xml") &&
     test -n "$eip1" && test -n "$eip2" &&
     echo "instances $inst1 $inst2, addresses $eip1 $eip2" &&
-    test -z "$(owner $eip1)"
+    test -z "$(owner $eip1)" &&
+    test_must_fail ha_in client curl -sS -f --max-time 10 --aws-sigv4 aws:amz:us-east-1:ec2 \
+        --user "$AWS_ACCESS_KEY_ID:not-the-secret" "$HA_STORE_EP/" \
+        --data "Version=2016-11-15&Action=DescribeAddresses"
 '
 
 mkdir -p "$HA_DIR/bin" && ln -s "$TEST_TOP/tests/data/ha/aws-timkay" "$HA_DIR/bin/aws"
@@ -48,7 +54,7 @@ test_expect_success 'each node: its metadata service, ~/.awssecret, a configurat
         ip -n $(ha_ns $k) addr add 169.254.169.254/32 dev lo &&
         start_daemon imds$k ip netns exec $(ha_ns $k) "$PYTHON" tests/data/ha/imds.py 169.254.169.254 80 "$id" &&
         mkdir -p "$HA_DIR/home$k" &&
-        printf "testing\ntesting\n" >"$HA_DIR/home$k/.awssecret" &&
+        printf "%s\n%s\n" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$HA_DIR/home$k/.awssecret" &&
         ha_conf $k "$HA_DIR/n$k.conf" <<EOF || return 1
 preferred n1
 resource eip ec2-eip $eip1 endpoint=$HA_STORE_EP region=us-east-1

@@ -85,7 +85,7 @@ test_expect_success 'standby with the mount busy: the stop fails, the node is fa
     grep -q "this node is failed" "$dir/err" &&
     sleep 1.5 && test "$(state)" = failed &&
     grep -q "ours yes" "$dir/status" &&
-    kill $busy
+    kill $busy && wait $busy 2>/dev/null; true
 '
 
 test_expect_success 'the operator unmounts; clear, then online: active again' '
@@ -95,6 +95,24 @@ test_expect_success 'the operator unmounts; clear, then online: active again' '
     "$BUOY" ha online --socket "$dir/ha.sock" >/dev/null &&
     wait_state active &&
     mounted
+'
+
+test_expect_success 'reload: timings change at once; a changed resource list or a broken file is refused' '
+    sed -i "s/^keepalive 100ms/keepalive 150ms/" "$dir/ha.conf" &&
+    "$BUOY" ha reload --socket "$dir/ha.sock" >"$dir/out" &&
+    grep -q "^ok: reloaded" "$dir/out" &&
+    grep -q "configuration reloaded" "$TEST_OUT/daemons/ha.log" &&
+    cp "$dir/ha.conf" "$dir/ha.conf.good" &&
+    echo "resource c exec $dir/order.sh c $dir/journal" >>"$dir/ha.conf" &&
+    test_expect_code 1 "$BUOY" ha reload --socket "$dir/ha.sock" 2>"$dir/err" &&
+    grep -q "reload: the resources changed; restart the daemon" "$dir/err" &&
+    cp "$dir/ha.conf.good" "$dir/ha.conf" && echo "deadtime 100ms" >>"$dir/ha.conf" &&
+    test_expect_code 1 "$BUOY" ha reload --socket "$dir/ha.sock" 2>"$dir/err" &&
+    grep -q "ha.conf:[0-9]*: deadtime is set twice" "$dir/err" &&
+    cp "$dir/ha.conf.good" "$dir/ha.conf" &&
+    kill -HUP "$(daemon_pid ha)" && sleep 0.5 &&
+    test "$(grep -c "configuration reloaded" "$TEST_OUT/daemons/ha.log")" = 2 &&
+    test "$(state)" = active && mounted
 '
 
 test_expect_success 'SIGTERM: stops in reverse order and unmounts' '

@@ -99,16 +99,38 @@ ha_net_setup() {
     chmod 600 "$HA_DIR/key"
 }
 
+# With HA_MOTO_AUTH=1, moto checks the SigV4 signature of every request
+# after the first five (the readiness probe, three IAM calls that make a user
+# with an allow-all policy, the bucket); AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY are then that user's.
 ha_start_store() {
-    local i
+    local i noauth=
     export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
-    start_daemon moto ip netns exec "$(ha_ns store)" "$PYTHON" -m moto.server -H 10.50.0.200 -p 5000 ||
-        return 1
+    [ -n "${HA_MOTO_AUTH:-}" ] && noauth=INITIAL_NO_AUTH_ACTION_COUNT=5
+    start_daemon moto ip netns exec "$(ha_ns store)" env $noauth "$PYTHON" -m moto.server \
+        -H 10.50.0.200 -p 5000 || return 1
     for i in $(seq 1 300); do
         ha_in store curl -s -o /dev/null --max-time 2 http://10.50.0.200:5000/ && break
         sleep 0.1
     done
+    if [ -n "$noauth" ]; then
+        _ha_iam Action=CreateUser UserName=buoy >"$HA_DIR/iam-u.xml" &&
+            _ha_iam Action=CreateAccessKey UserName=buoy >"$HA_DIR/iam-k.xml" &&
+            _ha_iam Action=PutUserPolicy UserName=buoy PolicyName=all \
+                'PolicyDocument={"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}' \
+                >"$HA_DIR/iam-p.xml" || return 1
+        AWS_ACCESS_KEY_ID=$(sed -n 's/.*<AccessKeyId>\([^<]*\)<.*/\1/p' "$HA_DIR/iam-k.xml")
+        AWS_SECRET_ACCESS_KEY=$(sed -n 's/.*<SecretAccessKey>\([^<]*\)<.*/\1/p' "$HA_DIR/iam-k.xml")
+        [ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ] || return 1
+    fi
     ha_in client curl -sS -f -o /dev/null -X PUT "$HA_STORE_EP/buoy-ha"
+}
+
+_ha_iam() {
+    local a args=()
+    for a in "$@"; do args+=(--data-urlencode "$a"); done
+    ha_in client curl -sS -f --max-time 10 --aws-sigv4 aws:amz:us-east-1:iam --user boot:boot \
+        -G "$HA_STORE_EP/" --data-urlencode Version=2010-05-08 "${args[@]}"
 }
 
 # ha_conf K FILE: node K's configuration; more lines from stdin if any.
@@ -223,7 +245,7 @@ start)
     echo $! >"$pidf"
     i=0
     while ! curl -s -o /dev/null --max-time 1 http://10.50.0.50:8080/; do
-        i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.05
+        i=$((i + 1)); [ $i -lt 400 ] || exit 1; sleep 0.05
     done
     echo "$(date +%s%N) start $node" >>"$dir/journal"
     ;;
