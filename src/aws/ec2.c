@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#define EC2_VERSION "2016-11-15"
+#define EC2_VERSION  "2016-11-15"
 #define EC2_MAX_BODY (1024 * 1024)
 
 struct ec2 {
@@ -25,7 +25,7 @@ struct ec2 {
 struct ec2 *ec2_open(const char *endpoint, const char *region, const char *profile, char *err,
                      size_t errlen)
 {
-    const char *reg = region && *region ? region
+    const char *reg = region && *region                               ? region
                       : getenv("AWS_REGION") && *getenv("AWS_REGION") ? getenv("AWS_REGION")
                       : getenv("AWS_DEFAULT_REGION") && *getenv("AWS_DEFAULT_REGION")
                           ? getenv("AWS_DEFAULT_REGION")
@@ -34,8 +34,10 @@ struct ec2 *ec2_open(const char *endpoint, const char *region, const char *profi
     e->region = xstrdup(reg);
     if (endpoint && *endpoint) {
         const char *sep = strstr(endpoint, "://");
-        if (!sep || (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)) {
-            set_err(err, errlen, "EC2 endpoint %s: use http://HOST[:PORT] or https://HOST", endpoint);
+        if (!sep ||
+            (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)) {
+            set_err(err, errlen, "EC2 endpoint %s: use http://HOST[:PORT] or https://HOST",
+                    endpoint);
             ec2_close(e);
             return NULL;
         }
@@ -122,12 +124,20 @@ int ec2_call(struct ec2 *e, const char *action, const char *params, char **xml, 
         {"x-amz-security-token", cr->token},
     };
     struct sigv4_request sreq = {
-        .method = "POST", .path = "/", .query = "", .headers = sh,
-        .nheaders = cr->token ? 4 : 3, .payload_hash = hash, .normalize_path = 1,
+        .method = "POST",
+        .path = "/",
+        .query = "",
+        .headers = sh,
+        .nheaders = cr->token ? 4 : 3,
+        .payload_hash = hash,
+        .normalize_path = 1,
     };
     struct sigv4_key key = {
-        .access_key = cr->access_key, .secret_key = cr->secret_key, .region = e->region,
-        .service = "ec2", .amz_date = amz_date,
+        .access_key = cr->access_key,
+        .secret_key = cr->secret_key,
+        .region = e->region,
+        .service = "ec2",
+        .amz_date = amz_date,
     };
     sigv4_authorization(&sreq, &key, &auth);
 

@@ -27,8 +27,8 @@ static const char *const run_opts[] = {"help", "verbose", "log-level", "config",
 static const char *const ctl_opts[] = {"help", "config", "socket", NULL};
 static const char *const conf_opts[] = {"help", "config", NULL};
 static const char *const keys_opts[] = {"help", NULL};
-static const char *const import_opts[] = {"help", "ha-cf", "haresources", "authkeys", "key-out",
-                                          "lease-store", "node", NULL};
+static const char *const import_opts[] = {"help",    "ha-cf",       "haresources", "authkeys",
+                                          "key-out", "lease-store", "node",        NULL};
 
 static int do_run(struct cli_opts *o, int argc, char **argv)
 {
@@ -104,12 +104,30 @@ out:
     return rc;
 }
 
-static int do_status(struct cli_opts *o, int argc, char **argv) { return control(o, "status"); }
-static int do_standby(struct cli_opts *o, int argc, char **argv) { return control(o, "standby"); }
-static int do_takeover(struct cli_opts *o, int argc, char **argv) { return control(o, "takeover"); }
-static int do_online(struct cli_opts *o, int argc, char **argv) { return control(o, "online"); }
-static int do_clear(struct cli_opts *o, int argc, char **argv) { return control(o, "clear"); }
-static int do_reload(struct cli_opts *o, int argc, char **argv) { return control(o, "reload"); }
+static int do_status(struct cli_opts *o, int argc, char **argv)
+{
+    return control(o, "status");
+}
+static int do_standby(struct cli_opts *o, int argc, char **argv)
+{
+    return control(o, "standby");
+}
+static int do_takeover(struct cli_opts *o, int argc, char **argv)
+{
+    return control(o, "takeover");
+}
+static int do_online(struct cli_opts *o, int argc, char **argv)
+{
+    return control(o, "online");
+}
+static int do_clear(struct cli_opts *o, int argc, char **argv)
+{
+    return control(o, "clear");
+}
+static int do_reload(struct cli_opts *o, int argc, char **argv)
+{
+    return control(o, "reload");
+}
 
 static int do_check_config(struct cli_opts *o, int argc, char **argv)
 {

@@ -39,13 +39,14 @@ static int posint(const char *v, int lo, int hi)
 
 int check_validate(const struct ha_item *it, char *err, size_t errlen)
 {
-    static const char *const common[] = {"interval", "timeout", "rise", "fall", "restarts",
-                                         "resource", "grace", NULL};
+    static const char *const common[] = {"interval", "timeout",  "rise",  "fall",
+                                         "restarts", "resource", "grace", NULL};
     static const char *const extra[][3] = {
         {"pidfile", "name", NULL}, {NULL}, {"status", "body", NULL}, {NULL}};
     int k = kind_of(it->kind);
     if (k < 0) {
-        set_err(err, errlen, "unknown check kind '%s'; use process, tcp, http or command", it->kind);
+        set_err(err, errlen, "unknown check kind '%s'; use process, tcp, http or command",
+                it->kind);
         return -1;
     }
     for (int i = 0; i < it->nopts; i++) {
@@ -93,12 +94,14 @@ int check_validate(const struct ha_item *it, char *err, size_t errlen)
         break;
     }
     case CK_HTTP:
-        if (it->nargs != 1 || (strncmp(it->args[0], "http://", 7) && strncmp(it->args[0], "https://", 8))) {
+        if (it->nargs != 1 ||
+            (strncmp(it->args[0], "http://", 7) && strncmp(it->args[0], "https://", 8))) {
             set_err(err, errlen, "an http check takes one http:// or https:// URL");
             return -1;
         }
         if (ha_item_opt(it, "status") && posint(ha_item_opt(it, "status"), 100, 599) < 0) {
-            set_err(err, errlen, "status=%s: use an HTTP status, 100 to 599", ha_item_opt(it, "status"));
+            set_err(err, errlen, "status=%s: use an HTTP status, 100 to 599",
+                    ha_item_opt(it, "status"));
             return -1;
         }
         break;

@@ -20,17 +20,21 @@
 #include <unistd.h>
 
 #define OFF(f) offsetof(struct ha_conf, f)
-#define S 1000LL
-#define DAY (86400LL * S)
+#define S      1000LL
+#define DAY    (86400LL * S)
 
 const struct ha_conf_def ha_conf_defs[] = {
-    {"node", HC_STR, OFF(node), 0, 0, NULL, "NAME", "this node's name (required; 1-31 of A-Za-z0-9._-)"},
+    {"node", HC_STR, OFF(node), 0, 0, NULL, "NAME",
+     "this node's name (required; 1-31 of A-Za-z0-9._-)"},
     {"peer", HC_PEER, 0, 0, 0, NULL, "NAME ADDR[:PORT]",
      "another node and its unicast IPv4 address (one line per peer, at least one)"},
-    {"bind", HC_STR, OFF(bind), 0, 0, NULL, "ADDR", "local IPv4 address to send and receive on (default any)"},
-    {"port", HC_INT, OFF(port), 1, 65535, "694", "PORT", "UDP port for heartbeats, ours and the peers' default"},
+    {"bind", HC_STR, OFF(bind), 0, 0, NULL, "ADDR",
+     "local IPv4 address to send and receive on (default any)"},
+    {"port", HC_INT, OFF(port), 1, 65535, "694", "PORT",
+     "UDP port for heartbeats, ours and the peers' default"},
     {"keepalive", HC_MS, OFF(keepalive_ms), 20, DAY, "1", "TIME", "time between heartbeats"},
-    {"warntime", HC_MS, OFF(warntime_ms), 20, DAY, "5", "TIME", "log a late heartbeat after this long"},
+    {"warntime", HC_MS, OFF(warntime_ms), 20, DAY, "5", "TIME",
+     "log a late heartbeat after this long"},
     {"deadtime", HC_MS, OFF(deadtime_ms), 50, DAY, "10", "TIME",
      "declare a silent peer dead after this long (> 2 x keepalive)"},
     {"initdead", HC_MS, OFF(initdead_ms), 0, DAY, "20", "TIME",
@@ -45,9 +49,12 @@ const struct ha_conf_def ha_conf_defs[] = {
      "heartbeats whose timestamp is further from our clock are dropped"},
     {"lease_store", HC_STR, OFF(lease_store), 0, 0, NULL, "URL",
      "store URL holding the lease object (required): a path or s3://bucket/prefix"},
-    {"lease_key", HC_STR, OFF(lease_key), 0, 0, "ha/lease", "KEY", "key of the lease object in the store"},
-    {"lease_endpoint", HC_STR, OFF(lease_endpoint), 0, 0, NULL, "URL", "S3 endpoint of the lease store"},
-    {"lease_region", HC_STR, OFF(lease_region), 0, 0, NULL, "REGION", "S3 region of the lease store"},
+    {"lease_key", HC_STR, OFF(lease_key), 0, 0, "ha/lease", "KEY",
+     "key of the lease object in the store"},
+    {"lease_endpoint", HC_STR, OFF(lease_endpoint), 0, 0, NULL, "URL",
+     "S3 endpoint of the lease store"},
+    {"lease_region", HC_STR, OFF(lease_region), 0, 0, NULL, "REGION",
+     "S3 region of the lease store"},
     {"lease_fault", HC_STR, OFF(lease_fault), 0, 0, NULL, "SPEC",
      "inject store faults into lease requests (testing; see buoy(1) --fault)"},
     {"lease_time", HC_MS, OFF(lease_time_ms), 300, DAY, "8", "TIME",
@@ -396,7 +403,8 @@ int ha_conf_line(struct ha_conf *c, const char *line, int lineno, char *err, siz
             }
         }
         char why2[256] = "";
-        int bad = is_res ? res_validate(it, why2, sizeof why2) : check_validate(it, why2, sizeof why2);
+        int bad =
+            is_res ? res_validate(it, why2, sizeof why2) : check_validate(it, why2, sizeof why2);
         if (bad)
             LERR("%s %s: %s", d->name, it->name, why2);
         pending = NULL;
@@ -484,7 +492,8 @@ static int finish(struct ha_conf *c, int need_keyfile, char *err, size_t errlen)
     if (c->npeers == 0)
         FERR("no peer line; add: peer NAME ADDR for each other node");
     if (!c->lease_store)
-        FERR("no lease_store; add: lease_store URL (a path or s3://bucket/prefix both nodes reach)");
+        FERR(
+            "no lease_store; add: lease_store URL (a path or s3://bucket/prefix both nodes reach)");
     if (need_keyfile && !c->authkey_file)
         FERR("no authkey; add: authkey FILE (a shared secret, mode 0600)");
     for (int i = 0; i < c->npeers; i++) {
@@ -627,7 +636,7 @@ void ha_conf_print_keys(void *file)
     static const char *const kinds[] = {"string", "duration", "on|off", "integer", "peer", "item"};
     for (size_t i = 0; i < ha_conf_ndefs; i++) {
         const struct ha_conf_def *d = &ha_conf_defs[i];
-        fprintf(f, "%-15s %-8s %-18s %s\n", d->name, kinds[d->kind],
-                d->def ? d->def : "-", d->help);
+        fprintf(f, "%-15s %-8s %-18s %s\n", d->name, kinds[d->kind], d->def ? d->def : "-",
+                d->help);
     }
 }

@@ -15,11 +15,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define HA_NAME_MAX 32 /* node, resource and check names, incl. NUL */
-#define HA_MAX_PEERS 8
-#define HA_MAX_ITEMS 16
-#define HA_ARGS_MAX 8
-#define HA_KEY_MAX 64
+#define HA_NAME_MAX     32 /* node, resource and check names, incl. NUL */
+#define HA_MAX_PEERS    8
+#define HA_MAX_ITEMS    16
+#define HA_ARGS_MAX     8
+#define HA_KEY_MAX      64
 #define HA_DEFAULT_PORT 694
 
 struct ha_peer {
@@ -44,7 +44,7 @@ struct ha_item {
 struct ha_conf {
     char path[256];
     char node[HA_NAME_MAX];
-    char *bind;  /* local IPv4 address for heartbeats; NULL: any */
+    char *bind; /* local IPv4 address for heartbeats; NULL: any */
     int port;
     struct ha_peer peers[HA_MAX_PEERS];
     int npeers;
@@ -72,9 +72,9 @@ enum ha_conf_kind { HC_STR, HC_MS, HC_BOOL, HC_INT, HC_PEER, HC_ITEM };
 struct ha_conf_def {
     const char *name;
     enum ha_conf_kind kind;
-    size_t off; /* into struct ha_conf; 0 for HC_PEER/HC_ITEM */
+    size_t off;         /* into struct ha_conf; 0 for HC_PEER/HC_ITEM */
     long long min, max; /* HC_MS (ms), HC_INT bounds */
-    const char *def;     /* default as written in the file; NULL: required or none */
+    const char *def;    /* default as written in the file; NULL: required or none */
     const char *metavar;
     const char *help;
 };

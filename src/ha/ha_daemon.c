@@ -203,8 +203,8 @@ static void age_peers(struct ha_daemon *d, uint64_t now)
 
 static void flags_str(uint8_t f, char *out, size_t n)
 {
-    snprintf(out, n, "%s%s%s%s", f & HB_F_STANDBY ? "standby," : "", f & HB_F_TAKEOVER ? "takeover," : "",
-             f & HB_F_HOLD ? "hold," : "", f ? "" : "-");
+    snprintf(out, n, "%s%s%s%s", f & HB_F_STANDBY ? "standby," : "",
+             f & HB_F_TAKEOVER ? "takeover," : "", f & HB_F_HOLD ? "hold," : "", f ? "" : "-");
     size_t l = strlen(out);
     if (l > 1 && out[l - 1] == ',')
         out[l - 1] = '\0';
@@ -224,7 +224,10 @@ static void status(struct ha_daemon *d, struct buf *o)
     int valid = lv.held && now + d->conf.lease_margin_ms < lv.deadline_ms;
     buf_printf(o, "lease %s holder %s epoch %" PRIu64 " state %s ours %s left_ms %" PRIu64 "\n",
                d->conf.lease_key, lv.exists ? lv.cur.holder : "-", lv.exists ? lv.cur.epoch : 0,
-               !lv.seen ? "unknown" : !lv.exists ? "none" : lv.cur.released ? "released" : "held",
+               !lv.seen          ? "unknown"
+               : !lv.exists      ? "none"
+               : lv.cur.released ? "released"
+                                 : "held",
                valid ? "yes" : "no", valid ? lv.deadline_ms - now : 0);
     for (int i = 0; i < d->conf.npeers; i++) {
         struct ha_peer_state *p = &d->peers[i];
@@ -249,8 +252,10 @@ static void status(struct ha_daemon *d, struct buf *o)
                    "check %s kind %s state %s runs %" PRIu64 " failures %" PRIu64
                    " restarts %d/%d last \"%s\"\n",
                    c->item->name, c->item->kind,
-                   d->sm.state != HA_ACTIVE ? "idle" : c->up ? "up" : "down", c->runs, c->failures,
-                   c->restarts, c->restarts_max, c->last);
+                   d->sm.state != HA_ACTIVE ? "idle"
+                   : c->up                  ? "up"
+                                            : "down",
+                   c->runs, c->failures, c->restarts, c->restarts_max, c->last);
     }
     buf_printf(o, "packets sent %" PRIu64, d->sent);
     for (int i = 0; i < HB_NDROP; i++)
@@ -263,8 +268,8 @@ static int items_equal(const struct ha_item *a, int na, const struct ha_item *b,
     if (na != nb)
         return 0;
     for (int i = 0; i < na; i++) {
-        if (strcmp(a[i].name, b[i].name) || strcmp(a[i].kind, b[i].kind) || a[i].nargs != b[i].nargs ||
-            a[i].nopts != b[i].nopts)
+        if (strcmp(a[i].name, b[i].name) || strcmp(a[i].kind, b[i].kind) ||
+            a[i].nargs != b[i].nargs || a[i].nopts != b[i].nopts)
             return 0;
         for (int j = 0; j < a[i].nargs; j++)
             if (strcmp(a[i].args[j], b[i].args[j]))
@@ -292,15 +297,18 @@ static int reload(struct ha_daemon *d, char *err, size_t errlen)
     const char *what = NULL;
     if (strcmp(n.node, d->conf.node))
         what = "node";
-    else if (!same_str(n.lease_store, d->conf.lease_store) || !same_str(n.lease_key, d->conf.lease_key) ||
-             !same_str(n.lease_endpoint, d->conf.lease_endpoint) || n.lease_time_ms != d->conf.lease_time_ms ||
+    else if (!same_str(n.lease_store, d->conf.lease_store) ||
+             !same_str(n.lease_key, d->conf.lease_key) ||
+             !same_str(n.lease_endpoint, d->conf.lease_endpoint) ||
+             n.lease_time_ms != d->conf.lease_time_ms ||
              n.lease_margin_ms != d->conf.lease_margin_ms)
         what = "the lease settings";
     else if (!items_equal(n.res, n.nres, d->conf.res, d->conf.nres))
         what = "the resources";
     else if (!items_equal(n.checks, n.nchecks, d->conf.checks, d->conf.nchecks))
         what = "the checks";
-    else if (n.port != d->conf.port || !same_str(n.bind, d->conf.bind) || !same_str(n.control, d->conf.control))
+    else if (n.port != d->conf.port || !same_str(n.bind, d->conf.bind) ||
+             !same_str(n.control, d->conf.control))
         what = "port, bind or control";
     else if (n.npeers != d->conf.npeers)
         what = "the list of peers";
@@ -308,7 +316,8 @@ static int reload(struct ha_daemon *d, char *err, size_t errlen)
         if (strcmp(n.peers[i].name, d->conf.peers[i].name))
             what = "the list of peers";
     if (what) {
-        set_err(err, errlen, "reload: %s changed; restart the daemon (on the standby first) to change them",
+        set_err(err, errlen,
+                "reload: %s changed; restart the daemon (on the standby first) to change them",
                 what);
         ha_conf_free(&n);
         return -1;
@@ -375,7 +384,8 @@ static void control(struct ha_daemon *d)
                    d->conf.node);
     } else if (strcmp(line, "takeover") == 0) {
         if (d->sm.state == HA_FAILED)
-            buf_puts(&o, "error: this node is failed; fix the resource and run buoy ha clear first\n");
+            buf_puts(&o,
+                     "error: this node is failed; fix the resource and run buoy ha clear first\n");
         else {
             pending_cmd = HA_CMD_TAKEOVER;
             buf_printf(&o, "ok: %s asks to take over\n", d->conf.node);
@@ -397,8 +407,9 @@ static void control(struct ha_daemon *d)
         else
             buf_puts(&o, "ok: reloaded\n");
     } else
-        buf_printf(&o, "error: unknown command '%.40s'; use status, standby, takeover, online, "
-                       "clear or reload\n",
+        buf_printf(&o,
+                   "error: unknown command '%.40s'; use status, standby, takeover, online, "
+                   "clear or reload\n",
                    line);
 reply:;
     size_t off = 0;
@@ -542,7 +553,8 @@ static int setup(struct ha_daemon *d, char *err, size_t errlen)
         .retry_base_ms = 20,
         .retry_cap_ms = 100,
         .connect_timeout_ms = 1000,
-        .request_timeout_ms = (int)(d->conf.lease_time_ms / 3 > 5000 ? 5000 : d->conf.lease_time_ms / 3),
+        .request_timeout_ms =
+            (int)(d->conf.lease_time_ms / 3 > 5000 ? 5000 : d->conf.lease_time_ms / 3),
     };
     d->store = store_open(d->conf.lease_store, &so, err, errlen);
     if (!d->store)

@@ -29,7 +29,7 @@ enum ha_work_job { WJ_NONE = 0, WJ_START, WJ_STOP, WJ_CHECK, WJ_RESTART };
 struct ha_peer_state {
     struct ha_sm_peer view;
     struct hb_replay replay;
-    uint64_t last_ms;  /* monotonic, last accepted heartbeat */
+    uint64_t last_ms; /* monotonic, last accepted heartbeat */
     uint64_t accepted;
     uint32_t claims;
     int warned;
@@ -38,7 +38,7 @@ struct ha_peer_state {
 struct ha_lease_view {
     int held;
     uint64_t deadline_ms;
-    uint64_t epoch;       /* ours when held */
+    uint64_t epoch; /* ours when held */
     int seen, exists;
     struct lease_rec cur; /* last seen in the store */
     uint64_t wait_ms;     /* until a take would be allowed */
@@ -73,14 +73,14 @@ struct ha_daemon {
 
     /* worker thread */
     pthread_t work_thread;
-    enum ha_work_job job;      /* being done, or queued for the worker */
-    int job_arg;               /* check index, or resource index (-1 all) */
+    enum ha_work_job job; /* being done, or queued for the worker */
+    int job_arg;          /* check index, or resource index (-1 all) */
     int job_running;
     enum ha_work_job job_result;
     int job_result_arg, job_result_ok;
     struct res res[HA_MAX_ITEMS];
     struct check checks[HA_MAX_ITEMS];
-    enum ha_job sm_pending;    /* a start/stop the state machine asked for, not yet handed over */
+    enum ha_job sm_pending; /* a start/stop the state machine asked for, not yet handed over */
     int check_failover;
 };
 

@@ -100,12 +100,14 @@ static void resource(struct buf *o, const char *tok, int idx, char *err, size_t 
              t = strtok_r(NULL, "/", &save))
             f[k++] = t;
         if (n < 2 || !f[0] || !f[2]) {
-            set_err(err, errlen, "haresources: %s: write IPaddr::ADDR/PREFIX/INTERFACE so the "
-                                 "interface is known",
+            set_err(err, errlen,
+                    "haresources: %s: write IPaddr::ADDR/PREFIX/INTERFACE so the "
+                    "interface is known",
                     tok);
             *bad = 1;
         } else
-            buf_printf(o, "resource ip%d ipaddr %s/%s dev=%s\n", idx, f[0], f[1] ? f[1] : "32", f[2]);
+            buf_printf(o, "resource ip%d ipaddr %s/%s dev=%s\n", idx, f[0], f[1] ? f[1] : "32",
+                       f[2]);
     } else if (strcmp(p[0], "Filesystem") == 0) {
         if (n < 3) {
             set_err(err, errlen, "haresources: %s: write Filesystem::DEVICE::DIR[::TYPE]", tok);
@@ -145,8 +147,9 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
     struct utsname un;
 
     if (!io->lease_store) {
-        set_err(err, errlen, "import: Heartbeat has no lease; give --lease-store URL (a store both "
-                             "nodes reach)");
+        set_err(err, errlen,
+                "import: Heartbeat has no lease; give --lease-store URL (a store both "
+                "nodes reach)");
         return -1;
     }
     if (io->node)
@@ -185,8 +188,9 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
                  strcmp(w[0], "debugfile") == 0 || strcmp(w[0], "use_logd") == 0)
             ; /* buoy logs to stderr (journald) */
         else if (strcmp(w[0], "bcast") == 0 || strcmp(w[0], "mcast") == 0) {
-            set_err(err, errlen, "%s: %s is not supported; buoy heartbeats are unicast: use ucast "
-                                 "lines",
+            set_err(err, errlen,
+                    "%s: %s is not supported; buoy heartbeats are unicast: use ucast "
+                    "lines",
                     io->ha_cf, w[0]);
             goto out;
         } else {
@@ -216,8 +220,9 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
     }
     /* ucast: one per node in node order, or one per peer in node order. */
     if (nucast != nnodes && nucast != nnodes - 1) {
-        set_err(err, errlen, "%s: %d ucast lines for %d nodes; list one address per node, in the "
-                             "order of the node line",
+        set_err(err, errlen,
+                "%s: %d ucast lines for %d nodes; list one address per node, in the "
+                "order of the node line",
                 io->ha_cf, nucast, nnodes);
         goto out;
     }
@@ -257,7 +262,8 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
         if (n == 0)
             continue;
         if (ng) {
-            set_err(err, errlen, "%s: more than one resource group; buoy runs one group per cluster",
+            set_err(err, errlen,
+                    "%s: more than one resource group; buoy runs one group per cluster",
                     io->haresources);
             goto out;
         }

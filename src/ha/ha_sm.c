@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NRING (sizeof ((struct ha_sm *)0)->active_at / sizeof(uint64_t))
+#define NRING (sizeof((struct ha_sm *)0)->active_at / sizeof(uint64_t))
 
 const char *ha_state_name(int s)
 {
-    static const char *const names[HA_NSTATES] = {"initialising", "standby", "acquiring",
-                                                  "active", "releasing", "failed"};
+    static const char *const names[HA_NSTATES] = {"initialising", "standby",   "acquiring",
+                                                  "active",       "releasing", "failed"};
     return s >= 0 && s < HA_NSTATES ? names[s] : "?";
 }
 
@@ -40,8 +40,8 @@ __attribute__((format(printf, 4, 5))) static void go(struct ha_sm *sm, enum ha_s
     va_start(ap, fmt);
     vsnprintf(sm->reason, sizeof sm->reason, fmt, ap);
     va_end(ap);
-    log_msg(to == HA_FAILED ? LOGL_ERROR : LOGL_WARN, "ha: %s -> %s: %s",
-            ha_state_name(sm->state), ha_state_name(to), sm->reason);
+    log_msg(to == HA_FAILED ? LOGL_ERROR : LOGL_WARN, "ha: %s -> %s: %s", ha_state_name(sm->state),
+            ha_state_name(to), sm->reason);
     sm->state = to;
     sm->since_ms = now;
 }
@@ -166,7 +166,8 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
                 go(sm, HA_STANDBY, now, "resources stopped");
             }
         } else {
-            go(sm, HA_FAILED, now, "a resource did not stop; clear with buoy ha clear once it is down");
+            go(sm, HA_FAILED, now,
+               "a resource did not stop; clear with buoy ha clear once it is down");
         }
     }
 
@@ -321,7 +322,8 @@ const char *ha_sm_check(const struct ha_sm *sm)
         return "S2: resources up or starting in standby";
     if (sm->starting && sm->state != HA_ACQUIRING && sm->state != HA_RELEASING)
         return "starting outside acquiring";
-    if (sm->state == HA_ACQUIRING && !sm->starting && (sm->manual_standby || sm->state == HA_FAILED))
+    if (sm->state == HA_ACQUIRING && !sm->starting &&
+        (sm->manual_standby || sm->state == HA_FAILED))
         return "S5: claiming in manual standby";
     if (sm->state == HA_ACTIVE && sm->manual_standby)
         return "S5: active in manual standby";

@@ -54,8 +54,8 @@ enum ha_job { HA_JOB_NONE = 0, HA_JOB_START, HA_JOB_STOP };
 
 struct ha_sm_peer {
     const char *name;
-    int alive;  /* heard within deadtime */
-    int heard;  /* ever heard */
+    int alive; /* heard within deadtime */
+    int heard; /* ever heard */
     uint8_t state, flags;
     uint64_t epoch;
 };
@@ -64,18 +64,18 @@ struct ha_sm_in {
     uint64_t now;
     int npeers;
     const struct ha_sm_peer *peers;
-    int lease_valid;       /* we hold the lease and now < deadline - margin */
-    uint64_t lease_epoch;  /* ours when valid */
-    enum ha_job job_done;  /* a job finished this step (once) */
+    int lease_valid;      /* we hold the lease and now < deadline - margin */
+    uint64_t lease_epoch; /* ours when valid */
+    enum ha_job job_done; /* a job finished this step (once) */
     int job_ok;
-    int check_failover;    /* a check gave up on local restarts */
+    int check_failover; /* a check gave up on local restarts */
     enum ha_cmd cmd;
 };
 
 struct ha_sm_out {
     enum ha_lease_mode lease;
-    enum ha_job job;       /* start this job now (once) */
-    int release_lease;     /* release now (once; after a good stop) */
+    enum ha_job job;   /* start this job now (once) */
+    int release_lease; /* release now (once; after a good stop) */
 };
 
 struct ha_sm {
@@ -89,14 +89,14 @@ struct ha_sm {
     uint64_t started_ms, since_ms;
     int manual_standby, takeover_req;
     uint64_t hold_until;
-    int starting;            /* acquiring: the start job is out */
-    int resources_up;        /* a start was issued and no stop has finished */
+    int starting;     /* acquiring: the start job is out */
+    int resources_up; /* a start was issued and no stop has finished */
     int stop_issued;
     int release_after_stop;
-    uint64_t active_at[16];  /* when this node became active, a ring */
+    uint64_t active_at[16]; /* when this node became active, a ring */
     uint32_t claims;
     int last_lease_valid;
-    char reason[160];        /* why the last transition happened */
+    char reason[160]; /* why the last transition happened */
 };
 
 void ha_sm_init(struct ha_sm *sm, const struct ha_conf *c, uint64_t now);

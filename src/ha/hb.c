@@ -119,8 +119,8 @@ enum hb_drop hb_admit(struct hb_replay *r, const struct hb_msg *m, uint64_t now_
 const char *hb_drop_name(enum hb_drop d)
 {
     static const char *const names[HB_NDROP] = {
-        "accepted", "short", "long", "magic", "version", "mac", "field", "unknown-node", "self",
-        "window", "replay",
+        "accepted", "short",        "long", "magic",  "version", "mac",
+        "field",    "unknown-node", "self", "window", "replay",
     };
     return (unsigned)d < HB_NDROP ? names[d] : "?";
 }

@@ -34,9 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HB_LEN 128
-#define HB_MAC_OFF 96
-#define HB_VERSION 1
+#define HB_LEN            128
+#define HB_MAC_OFF        96
+#define HB_VERSION        1
 #define HB_TYPE_HEARTBEAT 1
 
 #define HB_F_STANDBY  0x01 /* manual standby: not a candidate */

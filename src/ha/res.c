@@ -40,8 +40,7 @@ static int run_quiet(struct res *r, char *const argv[], struct buf *out, char *e
 }
 
 /* Unknown options are refused, so a typo is not silently ignored. */
-static int opts_only(const struct ha_item *it, const char *const *allowed, char *err,
-                     size_t errlen)
+static int opts_only(const struct ha_item *it, const char *const *allowed, char *err, size_t errlen)
 {
     for (int i = 0; i < it->nopts; i++) {
         int ok = strcmp(it->okey[i], "timeout") == 0;
@@ -109,7 +108,8 @@ static int ip_status(struct res *r, const struct res_ctx *ctx, char *err, size_t
 {
     struct buf out = {0};
     const char *dev = ha_item_opt(r->item, "dev");
-    int st = run_quiet(r, A("ip", "-o", "-4", "addr", "show", "dev", (char *)dev), &out, err, errlen);
+    int st =
+        run_quiet(r, A("ip", "-o", "-4", "addr", "show", "dev", (char *)dev), &out, err, errlen);
     int ret = -1;
     if (st == 0) {
         char host[64], needle[80];
@@ -154,8 +154,10 @@ static int garp(const char *dev, const char *ip, int n, char *err, size_t errlen
     memcpy(pkt + 14, &a, 4);
     memset(pkt + 18, 0, 6);
     memcpy(pkt + 24, &a, 4);
-    struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
-                             .sll_ifindex = ifr.ifr_ifindex, .sll_halen = 6};
+    struct sockaddr_ll ll = {.sll_family = AF_PACKET,
+                             .sll_protocol = htons(ETH_P_ARP),
+                             .sll_ifindex = ifr.ifr_ifindex,
+                             .sll_halen = 6};
     memset(ll.sll_addr, 0xff, 6);
     for (int i = 0; i < n; i++)
         if (sendto(fd, pkt, sizeof pkt, 0, (struct sockaddr *)&ll, sizeof ll) != sizeof pkt) {
@@ -410,8 +412,9 @@ static int vol_start(struct res *r, const struct res_ctx *ctx, char *err, size_t
     const char *ep = ha_item_opt(r->item, "endpoint");
     char *b = (char *)(ctx && ctx->buoy ? ctx->buoy : "buoy");
     if (ep)
-        return run_quiet(r, A(b, "mount", r->item->args[0], r->item->args[1], "--takeover",
-                              "--endpoint", (char *)ep),
+        return run_quiet(r,
+                         A(b, "mount", r->item->args[0], r->item->args[1], "--takeover",
+                           "--endpoint", (char *)ep),
                          NULL, err, errlen) == 0
                    ? 0
                    : -1;
@@ -536,14 +539,20 @@ out:
 
 /* --- the table ----------------------------------------------------------------------- */
 
-static const struct res_kind k_ipaddr = {"ipaddr", ip_validate, ip_start, ip_stop, ip_status, 20000};
-static const struct res_kind k_eip = {"ec2-eip", eip_validate, eip_start, eip_stop, eip_status, 30000};
-static const struct res_kind k_volume = {"volume", vol_validate, vol_start, vol_stop, mnt_status, 60000};
-static const struct res_kind k_fsmount = {"fsmount", fs_validate, fs_start, fs_stop, mnt_status, 20000};
-static const struct res_kind k_service = {"service", svc_validate, svc_start, svc_stop, svc_status, 20000};
-static const struct res_kind k_exec = {"exec", exec_validate, exec_start, exec_stop, exec_status, 20000};
+static const struct res_kind k_ipaddr = {"ipaddr", ip_validate, ip_start,
+                                         ip_stop,  ip_status,   20000};
+static const struct res_kind k_eip = {"ec2-eip", eip_validate, eip_start,
+                                      eip_stop,  eip_status,   30000};
+static const struct res_kind k_volume = {"volume", vol_validate, vol_start,
+                                         vol_stop, mnt_status,   60000};
+static const struct res_kind k_fsmount = {"fsmount", fs_validate, fs_start,
+                                          fs_stop,   mnt_status,  20000};
+static const struct res_kind k_service = {"service", svc_validate, svc_start,
+                                          svc_stop,  svc_status,   20000};
+static const struct res_kind k_exec = {"exec",    exec_validate, exec_start,
+                                       exec_stop, exec_status,   20000};
 
-const struct res_kind *const res_kinds[] = {&k_ipaddr, &k_eip, &k_volume, &k_fsmount,
+const struct res_kind *const res_kinds[] = {&k_ipaddr,  &k_eip,  &k_volume, &k_fsmount,
                                             &k_service, &k_exec, NULL};
 
 static const struct res_kind *find_kind(const char *name)
@@ -558,8 +567,9 @@ int res_validate(const struct ha_item *it, char *err, size_t errlen)
 {
     const struct res_kind *k = find_kind(it->kind);
     if (!k) {
-        set_err(err, errlen, "unknown resource kind '%s'; use ipaddr, ec2-eip, volume, fsmount, "
-                             "service or exec",
+        set_err(err, errlen,
+                "unknown resource kind '%s'; use ipaddr, ec2-eip, volume, fsmount, "
+                "service or exec",
                 it->kind);
         return -1;
     }

@@ -90,7 +90,8 @@ int run_cmd(char *const argv[], char *const extra_env[], uint64_t timeout_ms, st
                 ssize_t n = read(p[0], tmp, sizeof tmp);
                 if (n > 0) {
                     if (o->len < OUT_MAX)
-                        buf_append(o, tmp, o->len + (size_t)n > OUT_MAX ? OUT_MAX - o->len : (size_t)n);
+                        buf_append(o, tmp,
+                                   o->len + (size_t)n > OUT_MAX ? OUT_MAX - o->len : (size_t)n);
                 } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
                     open_pipe = 0;
                 }

@@ -200,8 +200,8 @@ int lease_valid(const struct lease *l, uint64_t now_ms)
 
 /* A conditional PUT of rec; on an unknown outcome, read back (rule L5).
  * Returns 1 written (etag updated), 0 condition failed, -1 unknown. */
-static int cond_put(struct lease *l, const struct lease_rec *rec, enum store_cond cond,
-                    char *err, size_t errlen)
+static int cond_put(struct lease *l, const struct lease_rec *rec, enum store_cond cond, char *err,
+                    size_t errlen)
 {
     struct buf body = {0};
     char etag[STORE_ETAG_MAX];
@@ -216,8 +216,8 @@ static int cond_put(struct lease *l, const struct lease_rec *rec, enum store_con
         snprintf(r.if_etag, sizeof r.if_etag, "%s", l->etag);
     store_submit(l->store, &r);
     store_wait(l->store, &r);
-    int maybe = r.maybe_applied || (r.err != STORE_OK && r.err != STORE_EPRECOND &&
-                                    r.err != STORE_ENOTFOUND);
+    int maybe = r.maybe_applied ||
+                (r.err != STORE_OK && r.err != STORE_EPRECOND && r.err != STORE_ENOTFOUND);
     enum store_err e = r.err;
     if (e == STORE_OK)
         snprintf(etag, sizeof etag, "%s", r.obj.etag);

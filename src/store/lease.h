@@ -74,9 +74,9 @@ struct lease {
     uint64_t ttl_ms, margin_ms;
 
     /* What we last saw in the store. */
-    int seen;               /* 0: never read; else exists or not: */
+    int seen; /* 0: never read; else exists or not: */
     int exists;
-    struct lease_rec cur;   /* when exists */
+    struct lease_rec cur; /* when exists */
     char etag[STORE_ETAG_MAX];
     uint64_t seen_since_ms; /* monotonic: when this ETag (or absence) was first received */
 
@@ -86,8 +86,8 @@ struct lease {
 
     /* Ours, when held. */
     int held;
-    int unsure;             /* a write's outcome is unknown: our ETag may be stale */
-    uint64_t deadline_ms;   /* monotonic: send time of the last good write + ttl */
+    int unsure;           /* a write's outcome is unknown: our ETag may be stale */
+    uint64_t deadline_ms; /* monotonic: send time of the last good write + ttl */
 };
 
 /* Sets up l (no I/O).  ttl_ms > 2 * margin_ms > 0.  The names are truncated

@@ -82,8 +82,7 @@ static void test_good(void)
         ok(c.nres == 3 && strcmp(c.res[1].kind, "exec") == 0 &&
                strcmp(ha_item_opt(&c.res[1], "running"), "I have") == 0,
            "resources in order, quoted option value");
-        ok(c.nchecks == 2 && strcmp(ha_item_opt(&c.checks[0], "resource"), "web") == 0,
-           "checks");
+        ok(c.nchecks == 2 && strcmp(ha_item_opt(&c.checks[0], "resource"), "web") == 0, "checks");
         ok(c.lease_time_ms == 1500 && c.lease_margin_ms == 187 && c.lease_poll_ms == 375,
            "lease margin and poll follow lease_time (%llu, %llu)",
            (unsigned long long)c.lease_margin_ms, (unsigned long long)c.lease_poll_ms);
@@ -145,8 +144,7 @@ static void test_bad(void)
        "lease_store is required");
     ok(load("peer b 10.0.0.2\nlease_store /x\n") < 0 && strstr(err, "no node line"),
        "node is required");
-    ok(load("node a\nlease_store /x\n") < 0 && strstr(err, "no peer line"),
-       "a peer is required");
+    ok(load("node a\nlease_store /x\n") < 0 && strstr(err, "no peer line"), "a peer is required");
     ok(load("node a\npeer b 10.0.0.2\nlease_store /x\nauto_failback on\n") < 0 &&
            strstr(err, "auto_failback on needs a preferred node"),
        "auto_failback needs a preferred node");
@@ -226,8 +224,9 @@ static void test_fuzz(void)
         }
     }
     free(t);
-    ok(bad_msg == 0, "20,000 fuzzed configurations: %d loaded, %d refused, each with one line "
-                     "naming the file",
+    ok(bad_msg == 0,
+       "20,000 fuzzed configurations: %d loaded, %d refused, each with one line "
+       "naming the file",
        loaded, refused);
 }
 

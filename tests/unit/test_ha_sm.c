@@ -163,7 +163,10 @@ static void node_step(struct cluster *c, int i)
             x->view[j].alive = 0;
         peers[np++] = x->view[j];
     }
-    struct ha_sm_in in = {.now = now, .npeers = np, .peers = peers, .cmd = x->cmd,
+    struct ha_sm_in in = {.now = now,
+                          .npeers = np,
+                          .peers = peers,
+                          .cmd = x->cmd,
                           .check_failover = x->check_failover};
     x->cmd = HA_CMD_NONE;
     in.lease_valid = lease_valid(&x->lease, now);
@@ -283,8 +286,7 @@ static void test_startup_and_death(void)
     struct cluster c;
     cluster_init(&c, 2, NULL, "preferred beta\n", 1);
     run(&c, 3000);
-    ok(count(&c, HA_ACTIVE) == 1 && c.nd[1].sm.state == HA_ACTIVE &&
-           c.nd[0].sm.state == HA_STANDBY,
+    ok(count(&c, HA_ACTIVE) == 1 && c.nd[1].sm.state == HA_ACTIVE && c.nd[0].sm.state == HA_STANDBY,
        "start-up: the preferred node is active, the other standby");
     node_crash(&c, 1);
     uint64_t t = until_active(&c, 0, 5000);
@@ -409,8 +411,9 @@ static void test_check_failover_and_flap(void)
                 worst = in_window;
         }
     }
-    ok(worst <= 3 && total > 4, "40 failing rounds: %d activations, at most %d by one node within "
-                                "flap_window (flap_max 3)",
+    ok(worst <= 3 && total > 4,
+       "40 failing rounds: %d activations, at most %d by one node within "
+       "flap_window (flap_max 3)",
        total, worst);
     is_int(c.violations, 0, "no rule broken, never two nodes up");
     cluster_free(&c);
@@ -466,8 +469,9 @@ static void test_random(void)
         bad += c.violations;
         cluster_free(&c);
     }
-    is_int(bad, 0, "%d random runs (crashes, restarts, cut heartbeats, commands, store faults): "
-                   "no rule broken, never two nodes up",
+    is_int(bad, 0,
+           "%d random runs (crashes, restarts, cut heartbeats, commands, store faults): "
+           "no rule broken, never two nodes up",
            trials);
     ok(actives > 0, "and nodes were active (%d samples)", actives);
 }

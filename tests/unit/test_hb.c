@@ -20,8 +20,13 @@ static const uint8_t BAD[] = "correct horse battery stapl3";
 
 static struct hb_msg sample(uint64_t seq, uint64_t t)
 {
-    struct hb_msg m = {.incarnation = 0x1122334455667788ull, .seq = seq, .sent_ms = t,
-                       .epoch = 9, .state = 3, .flags = HB_F_TAKEOVER, .claims = 258};
+    struct hb_msg m = {.incarnation = 0x1122334455667788ull,
+                       .seq = seq,
+                       .sent_ms = t,
+                       .epoch = 9,
+                       .state = 3,
+                       .flags = HB_F_TAKEOVER,
+                       .claims = 258};
     snprintf(m.node, sizeof m.node, "alpha-1");
     return m;
 }
@@ -154,8 +159,9 @@ static void test_replay(void)
     is_int(hb_admit(&r, &m, now + 100, win), HB_ACCEPT, "the next sequence is admitted");
     struct hb_msg old = sample(500, now + 50);
     old.incarnation = 0xdead;
-    is_int(hb_admit(&r, &old, now + 200, win), HB_DROP_REPLAY,
-           "another incarnation with an older timestamp is a replay (a restarted node's old packets)");
+    is_int(
+        hb_admit(&r, &old, now + 200, win), HB_DROP_REPLAY,
+        "another incarnation with an older timestamp is a replay (a restarted node's old packets)");
     struct hb_msg fresh = sample(1, now + 300);
     fresh.incarnation = 0xbeef;
     is_int(hb_admit(&r, &fresh, now + 300, win), HB_ACCEPT,

@@ -264,8 +264,9 @@ static void test_simulation(void)
     int bad = 0, takes = 0;
     for (int t = 1; t <= trials; t++)
         bad += simulate((uint64_t)t, 600, &takes);
-    is_int(bad, 0, "%d simulated runs with faults, crashes and pauses: never two valid holders, "
-                   "epochs never go down",
+    is_int(bad, 0,
+           "%d simulated runs with faults, crashes and pauses: never two valid holders, "
+           "epochs never go down",
            trials);
     ok(takes > trials, "the lease changed hands %d times (the simulation does something)", takes);
 }
