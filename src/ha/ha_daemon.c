@@ -112,7 +112,10 @@ static void send_heartbeats(struct ha_daemon *d, uint64_t now)
     m.incarnation = d->incarnation;
     m.seq = ++d->seq;
     m.sent_ms = wall_ms();
-    m.epoch = d->sm.state == HA_ACTIVE || d->sm.state == HA_RELEASING ? d->lv.epoch : 0;
+    pthread_mutex_lock(&d->mu);
+    uint64_t epoch = d->lv.epoch;
+    pthread_mutex_unlock(&d->mu);
+    m.epoch = d->sm.state == HA_ACTIVE || d->sm.state == HA_RELEASING ? epoch : 0;
     m.state = (uint8_t)d->sm.state;
     m.flags = ha_sm_flags(&d->sm, now);
     m.claims = d->sm.claims;
@@ -351,8 +354,6 @@ static int reload(struct ha_daemon *d, char *err, size_t errlen)
     return 0;
 }
 
-static enum ha_cmd pending_cmd;
-
 static void control(struct ha_daemon *d)
 {
     int fd = accept4(d->ctl, NULL, NULL, SOCK_CLOEXEC);
@@ -379,7 +380,7 @@ static void control(struct ha_daemon *d)
         buf_puts(&o, "ok\n");
         status(d, &o);
     } else if (strcmp(line, "standby") == 0) {
-        pending_cmd = HA_CMD_STANDBY;
+        d->pending_cmd = HA_CMD_STANDBY;
         buf_printf(&o, "ok: %s goes to standby and stays there until buoy ha online or takeover\n",
                    d->conf.node);
     } else if (strcmp(line, "takeover") == 0) {
@@ -387,17 +388,17 @@ static void control(struct ha_daemon *d)
             buf_puts(&o,
                      "error: this node is failed; fix the resource and run buoy ha clear first\n");
         else {
-            pending_cmd = HA_CMD_TAKEOVER;
+            d->pending_cmd = HA_CMD_TAKEOVER;
             buf_printf(&o, "ok: %s asks to take over\n", d->conf.node);
         }
     } else if (strcmp(line, "online") == 0) {
-        pending_cmd = HA_CMD_ONLINE;
+        d->pending_cmd = HA_CMD_ONLINE;
         buf_puts(&o, "ok: manual standby cleared\n");
     } else if (strcmp(line, "clear") == 0) {
         if (d->sm.state != HA_FAILED)
             buf_printf(&o, "ok: nothing to clear (%s)\n", ha_state_name(d->sm.state));
         else {
-            pending_cmd = HA_CMD_CLEAR;
+            d->pending_cmd = HA_CMD_CLEAR;
             buf_puts(&o, "ok: failed state cleared\n");
         }
     } else if (strcmp(line, "reload") == 0) {
@@ -498,8 +499,8 @@ static void step(struct ha_daemon *d)
             check_arm(&d->checks[i], now, 1);
     }
     in.check_failover = d->check_failover;
-    in.cmd = pending_cmd;
-    pending_cmd = HA_CMD_NONE;
+    in.cmd = d->pending_cmd;
+    d->pending_cmd = HA_CMD_NONE;
 
     enum ha_state before = d->sm.state;
     ha_sm_step(&d->sm, &in, &out);
@@ -652,7 +653,7 @@ int ha_daemon_run(const char *config_path, const char *buoy_path)
                 } else if (!d.quit_after_stop) {
                     log_warn("ha: signal %u: stopping the resources, then exiting", si.ssi_signo);
                     d.quit_after_stop = 1;
-                    pending_cmd = HA_CMD_STANDBY;
+                    d.pending_cmd = HA_CMD_STANDBY;
                 } else {
                     log_warn("ha: second signal: exiting now");
                     d.quit = 1;

@@ -56,6 +56,7 @@ struct ha_daemon {
     uint64_t incarnation, seq, sent;
     uint64_t next_send_ms;
     int quit, quit_after_stop;
+    enum ha_cmd pending_cmd; /* from the control socket or a signal, for the next step */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
