@@ -19,6 +19,7 @@
 
 struct ec2 {
     char *scheme, *host, *region;
+    long timeout_ms;
     struct creds_provider *creds;
 };
 
@@ -32,6 +33,7 @@ struct ec2 *ec2_open(const char *endpoint, const char *region, const char *profi
                           : "us-east-1";
     struct ec2 *e = xcalloc(1, sizeof *e);
     e->region = xstrdup(reg);
+    e->timeout_ms = 10000;
     if (endpoint && *endpoint) {
         const char *sep = strstr(endpoint, "://");
         if (!sep ||
@@ -56,6 +58,11 @@ struct ec2 *ec2_open(const char *endpoint, const char *region, const char *profi
         return NULL;
     }
     return e;
+}
+
+void ec2_set_timeout(struct ec2 *e, long ms)
+{
+    e->timeout_ms = ms > 100 ? ms : 100;
 }
 
 void ec2_close(struct ec2 *e)
@@ -172,8 +179,8 @@ int ec2_call(struct ec2 *e, const char *action, const char *params, char **xml, 
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.p);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body.len);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms < 3000 ? e->timeout_ms : 3000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);

@@ -22,6 +22,8 @@ struct ec2_addr {
 struct ec2 *ec2_open(const char *endpoint, const char *region, const char *profile, char *err,
                      size_t errlen);
 void ec2_close(struct ec2 *e);
+/* Each call gives up after ms (default 10 s; connecting, at most 3 s of it). */
+void ec2_set_timeout(struct ec2 *e, long ms);
 
 /* DescribeAddresses for one public IP.  0, or -1 with err. */
 int ec2_describe_address(struct ec2 *e, const char *public_ip, struct ec2_addr *out, char *err,

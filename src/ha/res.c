@@ -464,10 +464,15 @@ static int eip_instance(struct res *r, char *err, size_t errlen)
     return 0;
 }
 
+/* A start makes up to three calls and a lease confirmation: each call gets
+ * a quarter of the resource's timeout. */
 static struct ec2 *eip_open(struct res *r, char *err, size_t errlen)
 {
-    return ec2_open(ha_item_opt(r->item, "endpoint"), ha_item_opt(r->item, "region"),
-                    ha_item_opt(r->item, "profile"), err, errlen);
+    struct ec2 *e = ec2_open(ha_item_opt(r->item, "endpoint"), ha_item_opt(r->item, "region"),
+                             ha_item_opt(r->item, "profile"), err, errlen);
+    if (e)
+        ec2_set_timeout(e, (long)(r->timeout_ms / 4));
+    return e;
 }
 
 static int eip_status(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
