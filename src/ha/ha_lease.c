@@ -9,7 +9,8 @@
  *   take   watch, and take it as soon as lease_wait_ms() allows
  *   hold   renew every lease_time / 3 (sooner after a failure); a renewal
  *          refused means someone else has it: held drops at once
- *   idle   nothing (failed state)
+ *   idle   nothing (the state machine does not ask for it today; a failed
+ *          node holds, so that nobody starts on top of its resources)
  * The main thread treats the lease as valid only while held and
  * now < deadline - margin, on its own reading of the monotonic clock. */
 #include "ha_daemon.h"

@@ -303,7 +303,7 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
     case HA_FAILED:
         /* A resource may still be up: keep the lease, if we have it, so that
          * nobody starts on top of it.  The operator clears the state. */
-        out->lease = in->lease_valid ? LM_HOLD : LM_IDLE;
+        out->lease = LM_HOLD; /* renews if held, only watches if not */
         break;
     }
     if (out->release_lease)
