@@ -634,3 +634,33 @@ void creds_close(struct creds_provider *p)
         curl_global_cleanup();
     free(p);
 }
+
+int creds_imds_get(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    struct buf body = {0};
+    char why[256];
+    long status;
+    int ret = -1;
+
+    if (imds_disabled()) {
+        set_err(err, errlen, "EC2 metadata service disabled (AWS_EC2_METADATA_DISABLED=true)");
+        return -1;
+    }
+    char *ep = imds_endpoint();
+    if (imds_request(ep, "/latest/api/token", NULL, &body, &status, why, sizeof why) < 0) {
+        set_err(err, errlen, "EC2 metadata service %s: %s", ep, why);
+        goto out;
+    }
+    char *token = xstrdup(trim(body.p));
+    if (imds_request(ep, path, token, &body, &status, why, sizeof why) < 0)
+        set_err(err, errlen, "EC2 metadata service %s: %s", ep, why);
+    else if (snprintf(out, outlen, "%s", trim(body.p)) >= (int)outlen)
+        set_err(err, errlen, "EC2 metadata service %s: GET %s: answer too long", ep, path);
+    else
+        ret = 0;
+    wipe_free(token);
+out:
+    buf_free(&body);
+    free(ep);
+    return ret;
+}

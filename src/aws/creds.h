@@ -41,4 +41,9 @@ void creds_set_refresh_margin(struct creds_provider *p, int seconds);
 unsigned creds_fetch_count(const struct creds_provider *p);
 void creds_close(struct creds_provider *p);
 
+/* One IMDSv2 read (session token, then GET path, e.g.
+ * "/latest/meta-data/instance-id"), trimmed, into out.  Same endpoint and
+ * AWS_EC2_METADATA_DISABLED rules as above.  0, or -1 with err filled. */
+int creds_imds_get(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
 #endif

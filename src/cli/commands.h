@@ -25,5 +25,7 @@ int cli_unmount_fuse(const char *mp, int lazy, char *err, size_t errlen);
 void cli_wait_exit(int pid);
 /* "buoy store <verb> ...": the verb table lives in cmd_store.c. */
 int cmd_store(int argc, char **argv);
+/* "buoy ha <verb> ...": the failover daemon (cmd_ha.c). */
+int cmd_ha(int argc, char **argv);
 
 #endif

@@ -88,6 +88,7 @@ static void usage(FILE *out)
             "  gc URL                            reclaim space of overwritten data\n"
             "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
+            "  ha run|status|standby|takeover    the failover daemon and its controls\n"
             "  version                           print the version\n"
             "\n"
             "A store URL is a path or dir:///path (a local directory store) or\n"
@@ -119,6 +120,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(c, "store") == 0)
         return cmd_store(argc - 1, argv + 1);
+    if (strcmp(c, "ha") == 0)
+        return cmd_ha(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         const struct cli_cmd *cmd = &commands[i];
         struct cli_opts o = {.store = {.retries = -1}};

@@ -1,0 +1,113 @@
+/* ha_work.c - the daemon's worker thread: resource jobs and checks, one at
+ * a time, so a slow script or cloud call never delays a heartbeat.
+ *
+ *   start    every resource in file order; before each one the lease must
+ *            still be valid (rule S1 of ha_sm.h), and an ec2-eip start
+ *            re-confirms it with a fresh renewal right before its call
+ *   stop     every resource in reverse order; all are tried, and the job
+ *            fails if any stop failed (the state machine then goes failed)
+ *   check    run check job_arg once
+ *   restart  stop then start resource job_arg (-1: all of them) */
+#include "ha_daemon.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int lease_still_valid(struct ha_daemon *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int ok = d->lv.held && clock_mono_ms() + d->conf.lease_margin_ms < d->lv.deadline_ms;
+    pthread_mutex_unlock(&d->mu);
+    return ok;
+}
+
+static int do_start(struct ha_daemon *d, int only)
+{
+    struct res_ctx ctx = {ha_lease_confirm, d, d->buoy_path};
+    char err[512];
+    for (int i = 0; i < d->conf.nres; i++) {
+        if (only >= 0 && i != only)
+            continue;
+        if (!lease_still_valid(d)) {
+            log_error("ha: not starting %s: the lease is no longer valid", d->res[i].item->name);
+            return -1;
+        }
+        uint64_t t0 = clock_mono_ms();
+        if (res_start(&d->res[i], &ctx, err, sizeof err) < 0) {
+            log_error("ha: resource %s (%s) did not start: %s", d->res[i].item->name,
+                      d->res[i].item->kind, err);
+            return -1;
+        }
+        log_warn("ha: resource %s (%s) %s in %llums", d->res[i].item->name, d->res[i].item->kind,
+                 d->res[i].last, (unsigned long long)(clock_mono_ms() - t0));
+    }
+    return 0;
+}
+
+static int do_stop(struct ha_daemon *d, int only)
+{
+    struct res_ctx ctx = {NULL, d, d->buoy_path};
+    char err[512];
+    int bad = 0;
+    for (int i = d->conf.nres - 1; i >= 0; i--) {
+        if (only >= 0 && i != only)
+            continue;
+        if (res_stop(&d->res[i], &ctx, err, sizeof err) < 0) {
+            log_error("ha: resource %s (%s) did not stop: %s", d->res[i].item->name,
+                      d->res[i].item->kind, err);
+            bad = 1;
+        } else
+            log_warn("ha: resource %s (%s) %s", d->res[i].item->name, d->res[i].item->kind,
+                     d->res[i].last);
+    }
+    return bad ? -1 : 0;
+}
+
+void *ha_work_main(void *arg)
+{
+    struct ha_daemon *d = arg;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        while (!d->quit && (d->job == WJ_NONE || d->job_running))
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (d->quit && d->job == WJ_NONE) {
+            pthread_mutex_unlock(&d->mu);
+            break;
+        }
+        enum ha_work_job job = d->job;
+        int a = d->job_arg;
+        d->job_running = 1;
+        pthread_mutex_unlock(&d->mu);
+
+        int ok = 0;
+        char why[256];
+        switch (job) {
+        case WJ_START:
+            ok = do_start(d, -1) == 0;
+            break;
+        case WJ_STOP:
+            ok = do_stop(d, -1) == 0;
+            break;
+        case WJ_CHECK:
+            ok = check_run(&d->checks[a], why, sizeof why) == 0;
+            break;
+        case WJ_RESTART:
+            ok = do_stop(d, a) == 0 && do_start(d, a) == 0;
+            break;
+        case WJ_NONE:
+            break;
+        }
+        pthread_mutex_lock(&d->mu);
+        d->job_result = job;
+        d->job_result_arg = a;
+        d->job_result_ok = ok;
+        d->job = WJ_NONE;
+        d->job_running = 0;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        ha_wake(d);
+    }
+    return NULL;
+}
