@@ -39,10 +39,10 @@ test_expect_success 'every store verb has --help listing its options' '
 test_expect_success 'the man page documents every option that --help lists' '
     groff -man -Tascii -P-cbou docs/buoy.1 >"$dir/man.txt" 2>"$dir/groff.err" &&
     grep -q "^EXIT STATUS" "$dir/man.txt" &&
-    for c in create info mount umount stats gc; do
+    for c in create info mount umount stats gc snapshot; do
         "$BUOY" $c --help >"$dir/h.$c" || return 1
     done &&
-    for v in ls get put rm head create info mount umount stats gc; do
+    for v in ls get put rm head create info mount umount stats gc snapshot; do
         sed -n "s/^ *\(-[a-z], \)\{0,1\}--\([a-z-]*\).*/\2/p" "$dir/h.$v" >"$dir/opts.$v" &&
         test -s "$dir/opts.$v" &&
         while read -r opt; do

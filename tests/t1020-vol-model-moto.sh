@@ -21,8 +21,9 @@ test_expect_success 'the volume model test passes on moto' '
 
 test_expect_success 'its segments and checkpoints are in the bucket' '
     "$BUOY" store ls --endpoint "$MOTO_URL" s3://vols >"$dir/ls" &&
-    grep -q "/seg/[0-9a-f][0-9a-f]/[0-9a-f]\{16\}\.00000000$" "$dir/ls" &&
-    grep -q "/ckpt/[0-9a-f]\{16\}\.00000000$" "$dir/ls" &&
+    grep -q "/seg/[0-9a-f][0-9a-f]/[0-9a-f]\{16\}\.[0-9a-f]\{8\}$" "$dir/ls" &&
+    grep -q "/ckpt/[0-9a-f]\{16\}\.[0-9a-f]\{8\}$" "$dir/ls" &&
+    grep -q "/lease$" "$dir/ls" &&
     grep -q "/super$" "$dir/ls"
 '
 

@@ -3,7 +3,8 @@
 #   * a clean stop (SIGTERM) uploads everything: a restart with an empty
 #     cache dir, so nothing can come from the local journal, reads it all;
 #   * --durability remote: once a flush has returned, kill -9 of the server
-#     loses nothing, again reopened with an empty cache dir (on moto);
+#     loses nothing, again reopened with an empty cache dir (on moto), as
+#     another host would: with --takeover once the dead server's lease ran out;
 #   * --durability local: once a flush has returned the data is in the
 #     journal, and a restart with the same cache dir after kill -9 replays it.
 # Uploads are slowed down (--fault latency on PUTs) so that the kill -9
@@ -66,13 +67,14 @@ test_expect_success 'durability remote on S3: flush, kill -9, a fresh cache dir 
     make_bucket "$MOTO_URL" dur &&
     "$BUOY" create --endpoint "$MOTO_URL" s3://dur/v --size 32M >/dev/null &&
     serve_start rem s3://dur/v "$sock" --endpoint "$MOTO_URL" --cache-dir "$dir/c3" \
-        --durability remote --fault latency=2500,ops=put &&
+        --durability remote --fault latency=2500,ops=put --lease-ms 1000 &&
     head -c 6M /dev/urandom >"$dir/img3" &&
     nbdcopy "$dir/img3" "$uri" &&
     qemu-io -t writeback -f raw -c "write -P 0x55 20M 2M" -c "write -P 0x56 30000 7000" -c flush \
         "$uri" >"$dir/io" &&
     kill_daemon rem KILL &&
-    serve_start rem s3://dur/v "$sock" --endpoint "$MOTO_URL" --cache-dir "$dir/c3-fresh" &&
+    serve_start rem s3://dur/v "$sock" --endpoint "$MOTO_URL" --cache-dir "$dir/c3-fresh" \
+        --takeover --lease-ms 1000 &&
     qemu-io -f raw -c "read -P 0x55 20M 2M" "$uri" >"$dir/io" &&
     nbdcopy "$uri" "$dir/out3" &&
     qemu-io -f raw -c "write -P 0x56 30000 7000" "$dir/img3" >"$dir/io" &&

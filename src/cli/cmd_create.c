@@ -40,7 +40,8 @@ static int size_opt(const char *name, const char *v, uint64_t def, uint64_t *out
 static int is_volume_key(const char *k)
 {
     return strcmp(k, SUPER_KEY) == 0 || strcmp(k, "lease") == 0 || strncmp(k, "seg/", 4) == 0 ||
-           strncmp(k, "ckpt/", 5) == 0;
+           strncmp(k, "ckpt/", 5) == 0 || strncmp(k, "snap/", 5) == 0 ||
+           strncmp(k, "fence/", 6) == 0;
 }
 
 /* Deletes the old volume's objects, superblock last, with progress. */

@@ -54,8 +54,16 @@ __attribute__((format(printf, 2, 3))) static int report(int ready, const char *f
  * 0, or -1 with the reason in err. */
 int cli_unmount_fuse(const char *mp, int lazy, char *err, size_t errlen)
 {
-    if (umount2(mp, lazy ? MNT_DETACH : 0) == 0)
-        return 0;
+    /* a loop device just detached, or udev probing one, can hold the disk
+     * file for a moment: retry a busy unmount for up to two seconds */
+    for (int i = 0; i < 20; i++) {
+        if (umount2(mp, lazy ? MNT_DETACH : 0) == 0)
+            return 0;
+        if (errno != EBUSY)
+            break;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (errno != EPERM) {
         snprintf(err, errlen, "cannot unmount %s: %s", mp, strerror(errno));
         return -1;
@@ -215,6 +223,9 @@ int cmd_mount(struct cli_opts *o, int argc, char **argv)
     struct vol_opts vo;
     j.url = argv[0];
     j.o = o;
+    const char *at = strrchr(j.url, '@');
+    if (at && !strchr(at, '/'))
+        o->read_only = 1; /* URL@NAME: a snapshot */
     if (check_dir("mount point", argv[1], j.mp))
         return EXIT_ERR;
     if (o->fs) {

@@ -37,6 +37,11 @@ static const char *const gc_opts[] = {
     "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 
+static const char *const snapshot_opts[] = {
+    "help", "verbose", "log-level", "cache-dir", "takeover", "lease-ms", "endpoint", "region",
+    "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault", NULL,
+};
+
 static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
 static const char *const stats_opts[] = {"help", "json", NULL};
 
@@ -64,6 +69,9 @@ static const struct cli_cmd commands[] = {
      "undo buoy mount: unmount --fs, upload everything (with progress), unmount", umount_opts, 1,
      1, cmd_umount},
     {"stats", "MOUNTPOINT", "print a mounted volume's statistics", stats_opts, 1, 1, cmd_stats},
+    {"snapshot", "create|list|delete URL|MOUNTPOINT [NAME]",
+     "named, instant, copy-free states of a volume; URL@NAME opens one read-only", snapshot_opts, 2,
+     3, cmd_snapshot},
     {"gc", "URL",
      "garbage-collect a volume that is not in use: copy what is live out of mostly dead "
      "segments, delete them",
@@ -86,6 +94,7 @@ static void usage(FILE *out)
             "  umount MOUNTPOINT                 upload everything, then unmount\n"
             "  stats MOUNTPOINT [--json]         requests, bytes, cache, cost\n"
             "  gc URL                            reclaim space of overwritten data\n"
+            "  snapshot create|list|delete URL [NAME]   instant snapshots; URL@NAME reads one\n"
             "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  ha run|status|standby|takeover    the failover daemon and its controls\n"

@@ -28,7 +28,7 @@
 
 #define MAX_WRITE (1u << 20)
 
-enum which { F_NONE, F_ROOT, F_DISK, F_STATS };
+enum which { F_NONE, F_ROOT, F_DISK, F_STATS, F_CTL };
 
 static struct {
     struct vol *v;
@@ -48,6 +48,8 @@ static enum which which(const char *path)
         return F_DISK;
     if (strcmp(path, "/stats") == 0)
         return F_STATS;
+    if (strcmp(path, "/ctl") == 0)
+        return F_CTL;
     return F_NONE;
 }
 
@@ -89,6 +91,11 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
         st->st_nlink = 1;
         st->st_size = 0; /* generated at open; read it to the end */
         return 0;
+    case F_CTL:
+        st->st_ino = 4;
+        st->st_mode = S_IFREG | 0200;
+        st->st_nlink = 1;
+        return 0;
     default:
         return -ENOENT;
     }
@@ -103,6 +110,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
     fill(buf, "..", NULL, 0, 0);
     fill(buf, "disk", NULL, 0, 0);
     fill(buf, "stats", NULL, 0, 0);
+    fill(buf, "ctl", NULL, 0, 0);
     return 0;
 }
 
@@ -129,6 +137,11 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         fi->direct_io = 1;
         return 0;
     }
+    case F_CTL:
+        if (acc == O_RDONLY)
+            return -EACCES;
+        fi->direct_io = 1;
+        return 0;
     case F_ROOT:
         return -EISDIR;
     default:
@@ -167,9 +180,31 @@ static int op_read(const char *path, char *out, size_t len, off_t off, struct fu
     return rc ? rc : (int)len;
 }
 
+/* MOUNTPOINT/ctl takes one command per write: "snapshot NAME". */
+static int ctl_command(const char *data, size_t len)
+{
+    char cmd[128], err[512];
+    if (len >= sizeof cmd)
+        return -EINVAL;
+    memcpy(cmd, data, len);
+    cmd[len] = '\0';
+    cmd[strcspn(cmd, "\n")] = '\0';
+    if (strncmp(cmd, "snapshot ", 9) == 0) {
+        int rc = vol_snapshot(g.v, cmd + 9, err, sizeof err);
+        if (rc)
+            log_error("snapshot %s: %s", cmd + 9, err);
+        else
+            log_info("snapshot %s taken", cmd + 9);
+        return rc ? rc : (int)len;
+    }
+    return -EINVAL;
+}
+
 static int op_write(const char *path, const char *data, size_t len, off_t off,
                     struct fuse_file_info *fi)
 {
+    if (which(path) == F_CTL)
+        return g.o.read_only ? -EROFS : ctl_command(data, len);
     if (which(path) != F_DISK)
         return -EACCES;
     uint64_t size = vol_size(g.v);

@@ -401,3 +401,15 @@ struct ckpt_extent ckpt_extent_at(const struct ckpt *ck, uint64_t i)
     get_extent(ck->exttab + i * CKPT_ENTRY_LEN, &x);
     return x;
 }
+
+int snap_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 1 && n <= SNAP_NAME_MAX && name[0] != '.' &&
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+void snap_key(const char *name, char out[SNAP_KEY_SIZE])
+{
+    snprintf(out, SNAP_KEY_SIZE, SNAP_PREFIX "%s", name);
+}

@@ -81,6 +81,14 @@ struct ckpt_extent {
 /* ---- keys ---- */
 
 void ckpt_key(uint64_t seq, uint32_t epoch, char out[CKPT_KEY_SIZE]);
+
+/* Snapshots are checkpoints kept under a name: snap/NAME, same layout.
+ * Names are 1..64 of [A-Za-z0-9._-], not starting with '.'. */
+#define SNAP_PREFIX "snap/"
+#define SNAP_NAME_MAX 64
+#define SNAP_KEY_SIZE (sizeof SNAP_PREFIX + SNAP_NAME_MAX)
+int snap_name_ok(const char *name);
+void snap_key(const char *name, char out[SNAP_KEY_SIZE]);
 /* 0 and the numbers, or -1 unless key is exactly a checkpoint key. */
 int ckpt_key_parse(const char *key, uint64_t *seq, uint32_t *epoch);
 

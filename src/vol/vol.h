@@ -113,6 +113,12 @@ struct vol_gc_progress {
 typedef void (*vol_gc_progress_fn)(const struct vol_gc_progress *p, void *arg);
 int vol_gc(struct vol *v, double threshold, vol_gc_progress_fn progress, void *arg);
 
+/* Snapshot NAME of the volume as it is now: everything written before is
+ * made durable, and the map is kept as the object snap/NAME (no data is
+ * copied).  URL@NAME opens it read-only; GC keeps what it references.
+ * 0, or -errno with the reason in err (-EEXIST: the name is taken). */
+int vol_snapshot(struct vol *v, const char *name, char *err, size_t errlen);
+
 /* For tests: stop (1) or resume (0) renewing the writer lease, as a writer
  * cut off from the store would; 2 also stops it noticing, as a writer whose
  * clock is wrong or that was frozen would (only fencing protects then). */

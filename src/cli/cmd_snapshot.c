@@ -1,0 +1,143 @@
+/* cmd_snapshot.c - "buoy snapshot create|list|delete": named, instant,
+ * copy-free states of a volume.
+ *
+ *   create URL NAME         the volume must not be in use on this host (it is
+ *                           opened as its writer, flushed, and its map kept)
+ *   create MOUNTPOINT NAME  a mounted volume: the daemon takes it, through
+ *                           MOUNTPOINT/ctl, between two writes
+ *   list URL                names, when, size of the map
+ *   delete URL NAME         the data only it kept is freed by the next GC
+ *
+ * URL@NAME opens a snapshot read-only wherever a URL is taken (buoy mount -r,
+ * buoy info, buoy serve -r). */
+#include "commands.h"
+#include "fe/sys.h"
+#include "util/size.h"
+#include "vol/ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* 1 when target is a directory where a buoy volume is mounted. */
+static int is_mount(const char *target)
+{
+    char p[PATH_MAX + 8];
+    snprintf(p, sizeof p, "%s/stats", target);
+    char *t = sys_read_file(p);
+    int yes = t && strncmp(t, "buoy_stats ", 11) == 0;
+    free(t);
+    return yes;
+}
+
+static int create_mounted(const char *mp, const char *name)
+{
+    char p[PATH_MAX + 8], cmd[128];
+    snprintf(p, sizeof p, "%s/ctl", mp);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cli_error("%s: %s", p, strerror(errno));
+    int n = snprintf(cmd, sizeof cmd, "snapshot %s\n", name);
+    ssize_t w = write(fd, cmd, (size_t)n);
+    int e = errno;
+    close(fd);
+    if (w == n) {
+        printf("snapshot %s of the volume at %s taken\n", name, mp);
+        return EXIT_OK;
+    }
+    if (e == EEXIST)
+        return cli_error("a snapshot named %s exists already", name);
+    if (e == EINVAL)
+        return cli_error("'%s' is not a snapshot name: 1 to %d of A-Z a-z 0-9 . _ -", name,
+                         SNAP_NAME_MAX);
+    return cli_error("snapshot %s of %s failed: %s (the daemon's log says why)", name, mp,
+                     strerror(e));
+}
+
+static int create_url(struct cli_opts *o, const char *url, const char *name)
+{
+    char dir[PATH_MAX], err[STORE_ERRMSG_MAX];
+    struct vol_opts vo;
+    if (cli_vol_opts(o, &vo, dir, sizeof dir))
+        return EXIT_ERR;
+    vo.read_only = 0;
+    vo.gc = 0;
+    struct vol *v = vol_open(url, &vo, err, sizeof err);
+    if (!v)
+        return cli_error("%s", err);
+    int rc = vol_snapshot(v, name, err, sizeof err);
+    int crc = vol_close(v);
+    if (rc)
+        return cli_error("snapshot %s of %s: %s", name, url, err);
+    if (crc)
+        return cli_error("closing %s failed after the snapshot was taken", url);
+    printf("snapshot %s of %s taken\n", name, url);
+    return EXIT_OK;
+}
+
+static int list(struct cli_opts *o, const char *url)
+{
+    struct store *s = cli_open_store(url, o);
+    if (!s)
+        return EXIT_ERR;
+    struct store_obj *l;
+    size_t n;
+    char err[STORE_ERRMSG_MAX];
+    if (store_list(s, SNAP_PREFIX, &l, &n, err, sizeof err)) {
+        store_close(s);
+        return cli_error("%s", err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char when[40], size[32];
+        struct tm tm;
+        time_t t = l[i].mtime;
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+        size_format(l[i].size, size, sizeof size);
+        printf("%-24s %s  map %s\n", l[i].key + strlen(SNAP_PREFIX), when, size);
+    }
+    store_list_free(l, n);
+    store_close(s);
+    return EXIT_OK;
+}
+
+static int delete(struct cli_opts *o, const char *url, const char *name)
+{
+    char key[SNAP_KEY_SIZE], err[STORE_ERRMSG_MAX];
+    if (!snap_name_ok(name))
+        return cli_error("'%s' is not a snapshot name", name);
+    struct store *s = cli_open_store(url, o);
+    if (!s)
+        return EXIT_ERR;
+    snap_key(name, key);
+    struct store_obj info;
+    enum store_err e = store_head(s, key, &info, err, sizeof err);
+    if (e == STORE_OK)
+        e = store_delete(s, key, STORE_COND_NONE, NULL, err, sizeof err);
+    store_close(s);
+    if (e == STORE_ENOTFOUND)
+        return cli_error("no snapshot named %s at %s", name, url), EXIT_NOTFOUND;
+    if (e)
+        return cli_error("%s", err);
+    printf("snapshot %s deleted; GC frees what only it kept\n", name);
+    return EXIT_OK;
+}
+
+int cmd_snapshot(struct cli_opts *o, int argc, char **argv)
+{
+    const char *verb = argv[0];
+    if (strcmp(verb, "list") == 0 && argc == 2)
+        return list(o, argv[1]);
+    if (strcmp(verb, "create") == 0 && argc == 3)
+        return is_mount(argv[1]) ? create_mounted(argv[1], argv[2])
+                                 : create_url(o, argv[1], argv[2]);
+    if (strcmp(verb, "delete") == 0 && argc == 3)
+        return delete(o, argv[1], argv[2]);
+    cli_error("snapshot: expected create URL|MOUNTPOINT NAME, list URL or delete URL NAME");
+    return EXIT_USAGE;
+}
