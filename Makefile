@@ -51,7 +51,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 # The nbdkit plugin: the library and the plugin compiled again as PIC, with
 # only plugin_init visible, linked into one shared object nbdkit dlopen()s.
-PLUGIN_SRCS := $(LIB_SRCS) $(wildcard src/fe/nbdkit_*.c)
+PLUGIN_SRCS := $(LIB_SRCS) src/fe/statsfile.c $(wildcard src/fe/nbdkit_*.c)
 PLUGIN_OBJS := $(PLUGIN_SRCS:%.c=$(OUT)/pic/%.o)
 PLUGIN    := $(OUT)/nbdkit-buoy-plugin.so
 

@@ -4,6 +4,7 @@
 # not), discard and write-zeroes reading back zeros, FUA writes, and
 # several connections seeing one volume (nbdcopy --connections=4; a write
 # and flush on one qemu-io connection read by another while both are open).
+# buoy stats reads the statistics the server writes to --stats-file.
 # On the directory store, then the same copy on S3 (moto).
 . tests/lib/test-lib.sh
 . tests/lib/nbd.sh
@@ -15,7 +16,7 @@ uri=$(nbd_uri "$sock")
 
 test_expect_success 'setup: a 64 MiB volume, served' '
     "$BUOY" create "$vol" --size 64M >/dev/null &&
-    serve_start srv "$vol" "$sock" --cache-dir "$dir/cache" &&
+    serve_start srv "$vol" "$sock" --cache-dir "$dir/cache" --stats-file "$dir/stats" &&
     head -c 64M /dev/urandom >"$dir/img"
 '
 
@@ -23,6 +24,16 @@ test_expect_success 'nbdcopy a random image in and back out: the same bytes' '
     nbdcopy "$dir/img" "$uri" &&
     nbdcopy "$uri" "$dir/out" &&
     cmp "$dir/img" "$dir/out"
+'
+
+test_expect_success 'buoy stats reads the served volume'"'"'s stats file' '
+    written() { sed -n "s/^bytes_written //p" "$dir/stats" 2>/dev/null; } &&
+    for i in $(seq 60); do test "$(written)" -ge $((64 << 20)) 2>/dev/null && break; sleep 0.1; done &&
+    "$BUOY" stats "$dir/stats" >"$dir/st" &&
+    grep -q "^volume     $vol (pid [0-9]*)" "$dir/st" &&
+    grep -q "^requests   GET [0-9]*, PUT [1-9]" "$dir/st" &&
+    "$BUOY" stats --json "$dir/stats" >"$dir/st.json" &&
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d[\"bytes_written\"] >= 64 << 20, d[\"bytes_written\"]" "$dir/st.json"
 '
 
 test_expect_success 'qemu-img compare sees the image, and a changed byte' '

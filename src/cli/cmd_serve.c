@@ -459,6 +459,9 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     param(&a, "readonly", o->read_only ? "true" : NULL);
     param(&a, "gc", o->no_gc ? "false" : NULL);
     param(&a, "takeover", o->takeover ? "true" : NULL);
+    char *sf = o->stats_file ? absolute(o->stats_file) : NULL;
+    param(&a, "stats_file", sf);
+    free(sf);
     char lms[16];
     snprintf(lms, sizeof lms, "%d", o->lease_ms);
     param(&a, "lease_ms", o->lease_ms ? lms : NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int is_number(const char *s)
 {
@@ -104,11 +105,15 @@ static void human(const char *t)
 int cmd_stats(struct cli_opts *o, int argc, char **argv)
 {
     char path[PATH_MAX + 8];
-    snprintf(path, sizeof path, "%s/stats", argv[0]);
+    struct stat st;
+    if (stat(argv[0], &st) == 0 && S_ISREG(st.st_mode)) /* buoy serve --stats-file */
+        snprintf(path, sizeof path, "%s", argv[0]);
+    else
+        snprintf(path, sizeof path, "%s/stats", argv[0]);
     char *t = sys_read_file(path);
     if (!t)
-        return cli_error("%s: %s; is a buoy volume mounted at %s?", path, strerror(errno),
-                         argv[0]);
+        return cli_error("%s: %s; is a buoy volume mounted at %s (or served with --stats-file)?",
+                         path, strerror(errno), argv[0]);
     if (strncmp(t, "buoy_stats ", 11) != 0) {
         free(t);
         return cli_error("%s is not a buoy stats file", path);

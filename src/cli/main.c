@@ -52,8 +52,9 @@ static const char *const info_opts[] = {
 
 static const char *const serve_opts[] = {
     "help", "verbose", "log-level", "socket", "port", "bind", "cache-dir", "durability",
-    "read-only", "no-gc", "takeover", "lease-ms", "foreground", "pid-file", "run", "endpoint", "region", "addressing", "profile",
-    "unsigned-payload", "retries", "max-inflight", "fault", NULL,
+    "read-only", "no-gc", "takeover", "lease-ms", "foreground", "pid-file", "stats-file", "run",
+    "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight",
+    "fault", NULL,
 };
 
 /* Commands that take the common parse: name, args, summary, options, counts, run. */

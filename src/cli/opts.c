@@ -79,6 +79,8 @@ static const struct opt_def defs[] = {
     {"port", 0, OPT_INT, "N", OFF(port), 1, 65535, "serve on TCP port N (loopback unless --bind)"},
     {"bind", 0, OPT_STR, "ADDR", OFF(bind_addr), 0, 0,
      "IP address the TCP port listens on (default 127.0.0.1)"},
+    {"stats-file", 0, OPT_STR, "FILE", OFF(stats_file), 0, 0,
+     "write the volume's statistics to FILE every second, for buoy stats FILE"},
     {"run", 0, OPT_STR, "CMD", OFF(run_cmd), 0, 0,
      "serve only while shell command CMD runs ($uri: the export)"},
     {"config", 'c', OPT_STR, "FILE", OFF(ha_config), 0, 0,

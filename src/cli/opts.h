@@ -51,6 +51,7 @@ struct cli_opts {
     int port;                 /* serve: --port, 0 when not given */
     const char *bind_addr;    /* serve: --bind (default 127.0.0.1) */
     const char *run_cmd;      /* serve: nbdkit captive mode */
+    const char *stats_file;   /* serve: where the statistics are written */
     const char *ha_config;    /* ha: -c FILE */
     const char *ha_cf, *haresources, *authkeys, *key_out, *lease_store, *node; /* ha import */
 };

@@ -32,8 +32,12 @@
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #include <nbdkit-plugin.h>
 
+#include "fe/statsfile.h"
 #include "util/log.h"
 #include "vol/vol.h"
+
+#include <pthread.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -51,6 +55,49 @@ static int use_syslog;
 
 /* The one engine; NULL before .after_fork and after .cleanup. */
 static struct vol *vol;
+
+/* The stats file (the same text as a FUSE mount's MOUNTPOINT/stats), written
+ * every second by its own thread, for buoy stats FILE. */
+static char *stats_file;
+static pthread_t stats_thread;
+static int stats_running;
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stats_wake = PTHREAD_COND_INITIALIZER;
+static int stats_stop;
+
+static void write_stats(void)
+{
+    struct buf b = {0};
+    statsfile_format(vol, url, (int)getpid(), &b);
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", stats_file) < 0) {
+        buf_free(&b);
+        return;
+    }
+    FILE *f = fopen(tmp, "we");
+    if (f && fwrite(b.p, 1, b.len, f) == b.len && fclose(f) == 0)
+        rename(tmp, stats_file);
+    else if (f)
+        fclose(f);
+    free(tmp);
+    buf_free(&b);
+}
+
+static void *stats_main(void *arg)
+{
+    pthread_mutex_lock(&stats_lock);
+    while (!stats_stop) {
+        pthread_mutex_unlock(&stats_lock);
+        write_stats();
+        pthread_mutex_lock(&stats_lock);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&stats_wake, &stats_lock, &ts);
+    }
+    pthread_mutex_unlock(&stats_lock);
+    return NULL;
+}
 
 static int keep(char **dst, const char *value)
 {
@@ -107,6 +154,8 @@ static int buoy_config(const char *key, const char *value)
         vopts.takeover = r;
         return 0;
     }
+    if (strcmp(key, "stats_file") == 0)
+        return keep(&stats_file, value);
     if (strcmp(key, "lease_ms") == 0)
         return whole(key, value, 100, 3600000, &vopts.lease_ms);
     if (strcmp(key, "gc") == 0) { /* background garbage collection, on by default */
@@ -193,6 +242,7 @@ static int buoy_config_complete(void)
     "readonly=BOOL         open the volume read-only\n"                                            \
     "gc=BOOL               garbage collection in the background (default true)\n"                 \
     "takeover=BOOL lease_ms=MS  the writer lease: take it from a writer that is gone\n"          \
+    "stats_file=PATH       write the volume's statistics there every second (buoy stats PATH)\n" \
     "endpoint=URL region=R profile=P addressing=path|virtual|auto unsigned_payload=BOOL\n"        \
     "retries=N max_inflight=N fault=SPEC  store options, as buoy's --options\n"                   \
     "log_level=LEVEL syslog=BOOL  engine logging (default warn, to stderr)"
@@ -209,6 +259,8 @@ static int buoy_after_fork(void)
     }
     nbdkit_debug("buoy: serving %s, %" PRIu64 " bytes, block size %u%s", url, vol_size(vol),
                  vol_block_size(vol), vopts.read_only ? ", read-only" : "");
+    if (stats_file && pthread_create(&stats_thread, NULL, stats_main, NULL) == 0)
+        stats_running = 1;
     return 0;
 }
 
@@ -218,6 +270,15 @@ static void close_vol(void)
 {
     if (!vol)
         return;
+    if (stats_running) {
+        pthread_mutex_lock(&stats_lock);
+        stats_stop = 1;
+        pthread_cond_signal(&stats_wake);
+        pthread_mutex_unlock(&stats_lock);
+        pthread_join(stats_thread, NULL);
+        stats_running = 0;
+        unlink(stats_file); /* no stale numbers once the volume is closed */
+    }
     int rc = vol_close(vol);
     vol = NULL;
     if (rc < 0)
@@ -240,6 +301,7 @@ static void buoy_unload(void)
     free(region);
     free(profile);
     free(fault);
+    free(stats_file);
 }
 
 /* Every connection gets the shared engine as its handle. */
