@@ -395,7 +395,7 @@ static int fs_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t e
 
 static int vol_validate(const struct ha_item *it, char *err, size_t errlen)
 {
-    static const char *const o[] = {"endpoint", NULL};
+    static const char *const o[] = {"endpoint", "cache_dir", "lease_ms", NULL};
     if (nargs(it, 2, 2, "URL MOUNTPOINT", err, errlen) || opts_only(it, o, err, errlen))
         return -1;
     if (it->args[1][0] != '/') {
@@ -406,22 +406,29 @@ static int vol_validate(const struct ha_item *it, char *err, size_t errlen)
 }
 
 /* The frontends (buoy mount/umount) take the volume's writer lease over with
- * --takeover; we only ever run them while holding the failover lease. */
+ * --takeover; we only ever run them while holding the failover lease.
+ * Options endpoint=, cache_dir= and lease_ms= are passed on. */
 static int vol_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
 {
-    const char *ep = ha_item_opt(r->item, "endpoint");
     char *b = (char *)(ctx && ctx->buoy ? ctx->buoy : "buoy");
-    if (ep)
-        return run_quiet(r,
-                         A(b, "mount", r->item->args[0], r->item->args[1], "--takeover",
-                           "--endpoint", (char *)ep),
-                         NULL, err, errlen) == 0
-                   ? 0
-                   : -1;
-    return run_quiet(r, A(b, "mount", r->item->args[0], r->item->args[1], "--takeover"), NULL, err,
-                     errlen) == 0
-               ? 0
-               : -1;
+    char *argv[16];
+    int n = 0;
+    argv[n++] = b;
+    argv[n++] = "mount";
+    argv[n++] = r->item->args[0];
+    argv[n++] = r->item->args[1];
+    argv[n++] = "--takeover";
+    static const char *const pass[] = {"endpoint", "cache_dir", "lease_ms"};
+    static const char *const flag[] = {"--endpoint", "--cache-dir", "--lease-ms"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = ha_item_opt(r->item, pass[i]);
+        if (v) {
+            argv[n++] = (char *)flag[i];
+            argv[n++] = (char *)v;
+        }
+    }
+    argv[n] = NULL;
+    return run_quiet(r, argv, NULL, err, errlen) == 0 ? 0 : -1;
 }
 
 static int vol_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
