@@ -84,7 +84,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CACHED_HEADERS 256
+/* Segment headers kept in memory: by bytes, not count, since a volume
+ * flushed often has many small segments (4 KiB writes, fsync every 64:
+ * 256 KiB segments with 1 KiB headers). */
+#define HDR_CACHE_BYTES (32u << 20)
 #define DEFAULT_UPLOADS 4
 #define DEFAULT_UPLOAD_BYTES (64u << 20)
 #define DEFAULT_CACHE_BYTES (512ull << 20)
@@ -167,6 +170,7 @@ struct vol {
     int durability_local, read_only;
     uint32_t ckpt_every, since_ckpt;
     uint32_t cached_hdrs, clock_hand;
+    uint64_t hdr_bytes; /* memory of the cached headers */
     char failed[512];
     struct vol_stats stats;
     int lock_fd;                 /* CACHE_DIR/UUID/lock, flock'd: one writer per cache dir */
@@ -235,20 +239,31 @@ static void on_drop(void *arg, uint32_t seg, uint32_t nblocks)
     v->segs[seg].live -= nblocks;
 }
 
+static uint64_t hdr_mem(const struct seg_hdr *h)
+{
+    return sizeof *h + (uint64_t)h->nextents * sizeof *h->ext + (uint64_t)h->ndata_blocks * 4;
+}
+
+static void drop_hdr(struct vol *v, struct vseg *s)
+{
+    v->hdr_bytes -= hdr_mem(s->hdr);
+    seg_hdr_free(s->hdr);
+    free(s->hdr);
+    s->hdr = NULL;
+    v->cached_hdrs--;
+}
+
 static void cache_hdr(struct vol *v, uint32_t idx, struct seg_hdr *h)
 {
-    /* bounded: evict round-robin once MAX_CACHED_HEADERS are held */
-    while (v->cached_hdrs >= MAX_CACHED_HEADERS) {
+    /* bounded: evict round-robin past HDR_CACHE_BYTES */
+    while (v->cached_hdrs && v->hdr_bytes + hdr_mem(h) > HDR_CACHE_BYTES) {
         struct vseg *s = &v->segs[v->clock_hand++ % v->nsegs];
-        if (s->hdr) {
-            seg_hdr_free(s->hdr);
-            free(s->hdr);
-            s->hdr = NULL;
-            v->cached_hdrs--;
-        }
+        if (s->hdr && s != &v->segs[idx])
+            drop_hdr(v, s);
     }
     v->segs[idx].hdr = h;
     v->cached_hdrs++;
+    v->hdr_bytes += hdr_mem(h);
 }
 
 /* Reads and checks segment idx's header from the store. */
@@ -1124,12 +1139,8 @@ static size_t delete_dead(struct vol *v, const char *key)
                 continue;
             }
             v->segs[i].deleted = 1;
-            if (v->segs[i].hdr) {
-                seg_hdr_free(v->segs[i].hdr);
-                free(v->segs[i].hdr);
-                v->segs[i].hdr = NULL;
-                v->cached_hdrs--;
-            }
+            if (v->segs[i].hdr)
+                drop_hdr(v, &v->segs[i]);
             done++;
         }
     size_t kept = 0;
