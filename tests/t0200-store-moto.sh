@@ -23,22 +23,9 @@ PLAIN_URL=$MOTO_URL PLAIN_PORT=$MOTO_PORT
 # IAM user with an access key and an allow-all policy, and the bucket.  Everything after that,
 # our S3 requests included, must carry a valid signature of that key.
 INITIAL_NO_AUTH_ACTION_COUNT=5 start_moto motoauth
-iam() {
-    curl -sS --noproxy '*' --max-time 10 --aws-sigv4 aws:amz:us-east-1:iam --user boot:boot \
-        -G "$MOTO_URL/" --data-urlencode "Version=2010-05-08" "$@"
-}
 
 test_expect_success 'set up an IAM user, its key and a bucket' '
-    iam --data-urlencode Action=CreateUser --data-urlencode UserName=buoy >"$dir/u.xml" &&
-    iam --data-urlencode Action=CreateAccessKey --data-urlencode UserName=buoy >"$dir/k.xml" &&
-    iam --data-urlencode Action=PutUserPolicy --data-urlencode UserName=buoy \
-        --data-urlencode PolicyName=all \
-        --data-urlencode "PolicyDocument={\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}" \
-        >"$dir/p.xml" &&
-    AWS_ACCESS_KEY_ID=$(sed -n "s/.*<AccessKeyId>\([^<]*\)<.*/\1/p" "$dir/k.xml") &&
-    AWS_SECRET_ACCESS_KEY=$(sed -n "s/.*<SecretAccessKey>\([^<]*\)<.*/\1/p" "$dir/k.xml") &&
-    test -n "$AWS_ACCESS_KEY_ID" && test -n "$AWS_SECRET_ACCESS_KEY" &&
-    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY &&
+    moto_iam_user "$dir" &&
     make_bucket "$MOTO_URL" bkt &&
     test_must_fail make_bucket "$MOTO_URL" unsigned-now-refused &&
     make_bucket "$PLAIN_URL" bkt

@@ -13,22 +13,6 @@ mp=$dir/mnt
 mkdir -p "$mp"
 url=$dir/store
 
-overwrite() { # FILE SEED N: N random 16 KiB writes in the first 8 MiB, fsync'd
-    python3 - "$1" "$2" "$3" <<'PY'
-import os, random, sys
-path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-r = random.Random(seed)
-fd = os.open(path, os.O_RDWR)
-for _ in range(n):
-    os.pwrite(fd, r.randbytes(16384), r.randrange(0, (8 << 20) - 16384, 4096))
-os.fsync(fd)
-os.close(fd)
-PY
-}
-stored() {
-    "$BUOY" store ls -l "$1" seg/ | awk '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }'
-}
-
 test_expect_success 'a snapshot of a mounted volume, taken between writes' '
     "$BUOY" create "$url" --size 64M --segment-size 1M >/dev/null &&
     buoy_mount m "$url" "$mp" --no-gc &&

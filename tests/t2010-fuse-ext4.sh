@@ -81,21 +81,9 @@ PLAIN=$MOTO_URL
 # moto lets the first 5 requests through unauthenticated: the readiness
 # probe, three IAM calls and the bucket; after that every signature is checked.
 INITIAL_NO_AUTH_ACTION_COUNT=5 start_moto
-iam() {
-    curl -sS --noproxy '*' --max-time 10 --aws-sigv4 aws:amz:us-east-1:iam --user boot:boot \
-        -G "$MOTO_URL/" --data-urlencode "Version=2010-05-08" "$@"
-}
 
 test_expect_success 'moto: a user, a key and a bucket' '
-    iam --data-urlencode Action=CreateUser --data-urlencode UserName=buoy >"$dir/u.xml" &&
-    iam --data-urlencode Action=CreateAccessKey --data-urlencode UserName=buoy >"$dir/k.xml" &&
-    iam --data-urlencode Action=PutUserPolicy --data-urlencode UserName=buoy \
-        --data-urlencode PolicyName=all \
-        --data-urlencode "PolicyDocument={\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}" \
-        >"$dir/p.xml" &&
-    AWS_ACCESS_KEY_ID=$(sed -n "s/.*<AccessKeyId>\([^<]*\)<.*/\1/p" "$dir/k.xml") &&
-    AWS_SECRET_ACCESS_KEY=$(sed -n "s/.*<SecretAccessKey>\([^<]*\)<.*/\1/p" "$dir/k.xml") &&
-    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY &&
+    moto_iam_user "$dir" &&
     make_bucket "$MOTO_URL" vols &&
     make_bucket "$PLAIN" vols &&
     "$BUOY" create --endpoint "$PLAIN" s3://vols/v1 --size 512M >/dev/null

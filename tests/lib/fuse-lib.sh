@@ -8,6 +8,8 @@
 #   log_clean NAME                     no sanitizer report in NAME's log
 #   not_mounted PATH                   nothing is mounted at PATH
 #   no_loop_on FILE                    no loop device is backed by FILE
+#   overwrite FILE SEED N              N random 16 KiB writes in its first 8 MiB, fsync'd
+#   stored URL                         bytes of the volume's segment objects
 
 requires_root
 requires fusermount3 losetup
@@ -47,4 +49,21 @@ no_loop_on() {
         echo "no_loop_on: $(losetup -j "$1") still attached" >&2
         return 1
     fi
+}
+
+overwrite() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import os, random, sys
+path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = random.Random(seed)
+fd = os.open(path, os.O_RDWR)
+for _ in range(n):
+    os.pwrite(fd, r.randbytes(16384), r.randrange(0, (8 << 20) - 16384, 4096))
+os.fsync(fd)
+os.close(fd)
+PY
+}
+
+stored() {
+    "$BUOY" store ls -l "$1" seg/ | awk '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }'
 }

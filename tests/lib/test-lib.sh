@@ -46,7 +46,7 @@
 #   start_daemon stop_daemon kill_daemon daemon_pid daemon_running
 #   wait_for_http wait_for_file
 #   start_moto stop_moto kill_moto start_s3rver stop_s3rver kill_s3rver
-#   make_bucket
+#   make_bucket moto_iam_user
 # Everything private is named _tl_*.
 
 if [ -z "${BASH_VERSION:-}" ]; then
@@ -587,6 +587,29 @@ start_s3rver() {
 }
 stop_s3rver() { stop_daemon "${1:-s3rver}"; }
 kill_s3rver() { kill_daemon "${1:-s3rver}" KILL; }
+
+# moto_iam_user DIR: on a moto started with INITIAL_NO_AUTH_ACTION_COUNT=5
+# (the readiness probe, these three IAM calls and one bucket go through
+# unauthenticated), create an IAM user with an access key and an allow-all
+# policy, and export its key as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY:
+# from then on moto checks the SigV4 signature of every request.
+moto_iam_user() {
+    local d=$1
+    _tl_iam --data-urlencode Action=CreateUser --data-urlencode UserName=buoy >"$d/u.xml" &&
+        _tl_iam --data-urlencode Action=CreateAccessKey --data-urlencode UserName=buoy >"$d/k.xml" &&
+        _tl_iam --data-urlencode Action=PutUserPolicy --data-urlencode UserName=buoy \
+            --data-urlencode PolicyName=all \
+            --data-urlencode 'PolicyDocument={"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}' \
+            >"$d/p.xml" || return 1
+    AWS_ACCESS_KEY_ID=$(sed -n "s/.*<AccessKeyId>\([^<]*\)<.*/\1/p" "$d/k.xml")
+    AWS_SECRET_ACCESS_KEY=$(sed -n "s/.*<SecretAccessKey>\([^<]*\)<.*/\1/p" "$d/k.xml")
+    [ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ] || return 1
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+}
+_tl_iam() {
+    curl -sS --noproxy '*' --max-time 10 --aws-sigv4 aws:amz:us-east-1:iam --user boot:boot \
+        -G "$MOTO_URL/" --data-urlencode "Version=2010-05-08" "$@"
+}
 
 # make_bucket URL NAME: create bucket NAME (3 to 63 characters) with an
 # unsigned PUT, which both moto and s3rver accept.
