@@ -9,7 +9,7 @@ dir=$(mk_tmpdir)
 
 test_expect_success 'create writes a readable superblock' '
     "$BUOY" create "$dir/v1" --size 16G >"$dir/out" &&
-    grep -q "created volume .*: 16 GiB, block size 4096, segment size 8 MiB, uuid " "$dir/out" &&
+    grep -q "created volume .*: 16 GiB, block size 4096, segment size 8 MiB, compression none, uuid " "$dir/out" &&
     "$BUOY" store get "$dir/v1" super "$dir/super" &&
     grep -qx "buoy-volume 1" "$dir/super" &&
     grep -qx "size 17179869184" "$dir/super" &&
@@ -80,6 +80,23 @@ test_expect_success 'a missing bucket is a one-line error' '
         2>"$dir/err" &&
     test "$(wc -l <"$dir/err")" -eq 1 &&
     grep -q "bucket .no-such-bucket. does not exist" "$dir/err"
+'
+
+seg_bytes() { # URL: bytes of its segment objects
+    "$BUOY" store ls -l "$1" seg/ | awk '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }'
+}
+test_expect_success 'create --compression zstd: compressible data is stored smaller' '
+    "$BUOY" create "$dir/z" --size 64M --compression zstd:5 >"$dir/out" &&
+    grep -q "compression zstd:5" "$dir/out" &&
+    "$BUOY" info "$dir/z" >"$dir/info" &&
+    grep -q "compression zstd:5" "$dir/info" &&
+    python3 -c "import sys; sys.stdout.write(\"buoy compresses this line\\n\" * 320000)" >"$dir/text" &&
+    truncate -s 8M "$dir/text" &&
+    "$BUOY" create "$dir/z2" --compression zstd --import "$dir/text" --cache-dir "$dir/c" >/dev/null &&
+    stored=$(seg_bytes "$dir/z2") &&
+    test "$stored" -gt 0 && test "$stored" -lt $((1 << 20)) &&
+    test_expect_code 2 "$BUOY" create "$dir/z3" --size 1G --compression lz4 2>"$dir/err" &&
+    grep -q "compression .lz4. is not supported: none, zstd or zstd:1..19" "$dir/err"
 '
 
 test_done

@@ -168,7 +168,13 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
         size_opt("block-size", o->block_size, 4096, &bs) < 0 ||
         size_opt("segment-size", o->segment_size, 8 << 20, &seg) < 0)
         return EXIT_USAGE;
+    if (o->compression && strlen(o->compression) >= sizeof sb.compression)
+        return cli_error("create: --compression takes none, zstd or zstd:1..19"), EXIT_USAGE;
+    if (o->compression)
+        snprintf(sb.compression, sizeof sb.compression, "%s", o->compression);
     sb.block_size = bs > UINT32_MAX ? 0 : (uint32_t)bs;
+    if (!o->size && img >= 0 && bs && sb.size % bs) /* an image of any size: round up */
+        sb.size += bs - sb.size % bs;
     sb.segment_size = seg > UINT32_MAX ? 0 : (uint32_t)seg;
     if (super_validate(&sb, err, sizeof err) < 0)
         return cli_error("create: %s", err), EXIT_USAGE;
@@ -227,8 +233,8 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
     super_uuid_str(sb.uuid, uuid);
     size_format(sb.size, size, sizeof size);
     size_format(sb.segment_size, segsz, sizeof segsz);
-    printf("created volume %s: %s, block size %u, segment size %s, uuid %s\n", url, size,
-           sb.block_size, segsz, uuid);
+    printf("created volume %s: %s, block size %u, segment size %s, compression %s, uuid %s\n",
+           url, size, sb.block_size, segsz, sb.compression, uuid);
     fflush(stdout);
     store_close(s);
     if (img >= 0) {

@@ -55,8 +55,8 @@ int cmd_info(struct cli_opts *o, int argc, char **argv)
     printf("uuid        %s\n", uuid);
     size_format(in.size, b1, sizeof b1);
     size_format(in.segment_size, b2, sizeof b2);
-    printf("size        %s (%" PRIu64 " bytes), block size %u, segment size %s\n", b1, in.size,
-           in.block_size, b2);
+    printf("size        %s (%" PRIu64 " bytes), block size %u, segment size %s, compression %s\n",
+           b1, in.size, in.block_size, b2, in.compression);
     when((time_t)in.created, t, sizeof t);
     printf("created     %s\n", t);
     size_format(stored, b1, sizeof b1);

@@ -79,9 +79,10 @@ static void human(const char *t)
            strcmp(get(t, "error"), "1") == 0 ? "  ** IN ERROR STATE: see the log **" : "",
            strcmp(get(t, "stale"), "1") == 0 ? "  (busy: numbers of its last progress)" : "");
     printf("size       %s, block size %s\n", sz(t, "size_bytes"), get(t, "block_size_bytes"));
-    printf("written    %s by you; %s uploaded in %s segments (write amplification %s)\n",
+    printf("written    %s by you; %s uploaded in %s segments (write amplification %s, "
+           "compression %s)\n",
            sz(t, "bytes_written"), sz(t, "uploaded_bytes"), get(t, "segments_uploaded"),
-           get(t, "write_amplification_ratio"));
+           get(t, "write_amplification_ratio"), get(t, "compression_ratio"));
     printf("pending    %s not yet in the store; journal %s\n", sz(t, "pending_bytes"),
            sz(t, "journal_bytes"));
     printf("gc         garbage ratio %s; %s segments cleaned, %s copied, %s deleted\n",

@@ -19,7 +19,8 @@ static const struct cli_cmd version_cmd = {
 };
 
 static const char *const create_opts[] = {
-    "help", "verbose", "log-level", "size", "block-size", "segment-size", "force", "import",
+    "help", "verbose", "log-level", "size", "block-size", "segment-size", "compression", "force",
+    "import",
     "cache-dir", "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries",
     "fault", NULL,
 };

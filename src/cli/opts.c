@@ -45,6 +45,8 @@ static const struct opt_def defs[] = {
      "map granularity: 512 to 64K, a power of two (default 4K)"},
     {"segment-size", 0, OPT_STR, "SIZE", OFF(segment_size), 0, 0,
      "bytes of data per segment object (default 8M, at most 256M)"},
+    {"compression", 0, OPT_STR, "none|zstd[:N]", OFF(compression), 0, 0,
+     "compress segment data with zstd (level N, 1..19, default 3); default none"},
     {"import", 0, OPT_STR, "FILE", OFF(import), 0, 0,
      "fill the new volume from this disk image (raw); --size defaults to its size"},
     {"cache-dir", 0, OPT_STR, "DIR", OFF(cache_dir), 0, 0,

@@ -30,6 +30,7 @@ struct cli_opts {
     const char *block_size;   /* create */
     const char *segment_size; /* create */
     const char *import;       /* create: a disk image to fill the new volume from */
+    const char *compression;  /* create: none, zstd, zstd:N */
     /* volume commands (mount, serve) */
     const char *cache_dir;
     const char *cache_size;

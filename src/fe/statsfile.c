@@ -36,6 +36,9 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("gc_copied_bytes", st.gc_bytes_copied);
     U("segments_deleted", st.segments_deleted);
     buf_printf(out, "garbage_ratio %.3f\n", st.garbage_ratio);
+    U("data_sealed_bytes", st.data_bytes_sealed);
+    U("data_stored_bytes", st.data_bytes_stored);
+    buf_printf(out, "compression_ratio %.3f\n", st.compression_ratio);
     U("checkpoints", st.checkpoints);
     U("journal_records_replayed", st.journal_records_replayed);
     U("extents", st.extents);

@@ -17,6 +17,7 @@
 #include "util/le.h"
 
 #include <inttypes.h>
+#include <zstd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,8 @@ struct seg_builder {
     uint8_t *mem;   /* header room, then the data region */
     size_t room;
     int sealed;
+    int zstd_level;  /* > 0: seal packs the data in zstd chunks (SEG_F_ZSTD) */
+    uint8_t *packed; /* the packed object, when sealed so */
 };
 
 /* ---- errors ---- */
@@ -124,6 +127,20 @@ uint64_t seg_header_len(uint64_t nextents, uint64_t ndata_blocks)
     return (n + 7) & ~(uint64_t)7;
 }
 
+static uint64_t nchunks_of(uint64_t ndata_blocks)
+{
+    return (ndata_blocks + SEG_CHUNK_BLOCKS - 1) / SEG_CHUNK_BLOCKS;
+}
+
+/* With SEG_F_ZSTD the header also holds the chunk table: 4 bytes a chunk. */
+static uint64_t header_len_f(uint64_t nextents, uint64_t ndata_blocks, uint64_t flags)
+{
+    uint64_t n = SEG_FIXED_LEN + SEG_EXTENT_LEN * nextents + 4 * ndata_blocks;
+    if (flags & SEG_F_ZSTD)
+        n += 4 * nchunks_of(ndata_blocks);
+    return (n + 7) & ~(uint64_t)7;
+}
+
 uint32_t seg_block_sum(const void *data, uint32_t block_size)
 {
     return (uint32_t)XXH3_64bits(data, block_size);
@@ -165,7 +182,7 @@ struct seg_builder *seg_builder_new(const uint8_t uuid[16], uint64_t seq, uint32
     b->cap_extents = b->max_extents < 64 ? b->max_extents : 64;
     b->ext = xmalloc(b->cap_extents * sizeof *b->ext);
     b->sums = xmalloc(max_blocks * sizeof *b->sums);
-    b->room = (size_t)seg_header_len(b->max_extents, max_blocks);
+    b->room = (size_t)header_len_f(b->max_extents, max_blocks, 0);
     b->mem = xmalloc(b->room + (size_t)max_blocks * block_size);
     return b;
 }
@@ -177,7 +194,13 @@ void seg_builder_free(struct seg_builder *b)
     free(b->ext);
     free(b->sums);
     free(b->mem);
+    free(b->packed);
     free(b);
+}
+
+void seg_builder_set_zstd(struct seg_builder *b, int level)
+{
+    b->zstd_level = level;
 }
 
 uint64_t seg_builder_seq(const struct seg_builder *b)
@@ -290,10 +313,11 @@ static void put_extent(uint8_t *p, const struct seg_extent *x)
     le_put32(p + EXT_RESERVED, 0);
 }
 
-const void *seg_seal(struct seg_builder *b, int64_t created, size_t *len)
+/* Writes the header at h (hl bytes) for flags; the chunk table, when packed,
+ * comes from clen. */
+static void write_header(struct seg_builder *b, uint8_t *h, size_t hl, int64_t created,
+                         uint64_t flags, const uint32_t *clen)
 {
-    size_t hl = (size_t)seg_header_len(b->nextents, b->nblocks);
-    uint8_t *h = b->mem + b->room - hl;
     memset(h, 0, hl);
     memcpy(h + OFF_MAGIC, SEG_MAGIC, 8);
     le_put32(h + OFF_VERSION, SEG_VERSION);
@@ -305,13 +329,55 @@ const void *seg_seal(struct seg_builder *b, int64_t created, size_t *len)
     le_put32(h + OFF_NDATA, b->nblocks);
     le_put32(h + OFF_BLOCK_SIZE, b->block_size);
     le_put64(h + OFF_CREATED, (uint64_t)created);
-    le_put64(h + OFF_FLAGS, 0);
+    le_put64(h + OFF_FLAGS, flags);
     uint8_t *p = h + SEG_FIXED_LEN;
     for (uint32_t i = 0; i < b->nextents; i++, p += SEG_EXTENT_LEN)
         put_extent(p, &b->ext[i]);
     for (uint32_t i = 0; i < b->nblocks; i++, p += 4)
         le_put32(p, b->sums[i]);
+    if (flags & SEG_F_ZSTD)
+        for (uint64_t c = 0; c < nchunks_of(b->nblocks); c++, p += 4)
+            le_put32(p, clen[c]);
     le_put64(h + OFF_CHECK, header_check(h, hl));
+}
+
+/* Packs the data region in chunks of SEG_CHUNK_BLOCKS blocks, each one zstd
+ * frame, or its raw bytes when zstd does not make it smaller. */
+static const void *seal_packed(struct seg_builder *b, int64_t created, size_t *len)
+{
+    uint64_t nc = nchunks_of(b->nblocks);
+    size_t hl = (size_t)header_len_f(b->nextents, b->nblocks, SEG_F_ZSTD);
+    size_t chunk = (size_t)SEG_CHUNK_BLOCKS * b->block_size;
+    size_t cap = hl + nc * ZSTD_compressBound(chunk);
+    uint32_t *clen = xmalloc((nc ? nc : 1) * sizeof *clen);
+    free(b->packed);
+    b->packed = xmalloc(cap);
+    const uint8_t *data = b->mem + b->room;
+    size_t off = hl;
+    for (uint64_t c = 0; c < nc; c++) {
+        size_t raw = c + 1 < nc ? chunk : ((size_t)b->nblocks - c * SEG_CHUNK_BLOCKS) * b->block_size;
+        size_t z = ZSTD_compress(b->packed + off, cap - off, data + c * chunk, raw, b->zstd_level);
+        if (ZSTD_isError(z) || z >= raw) { /* incompressible: raw */
+            memcpy(b->packed + off, data + c * chunk, raw);
+            z = raw;
+        }
+        clen[c] = (uint32_t)z;
+        off += z;
+    }
+    write_header(b, b->packed, hl, created, SEG_F_ZSTD, clen);
+    free(clen);
+    b->sealed = 1;
+    *len = off;
+    return b->packed;
+}
+
+const void *seg_seal(struct seg_builder *b, int64_t created, size_t *len)
+{
+    if (b->zstd_level > 0)
+        return seal_packed(b, created, len);
+    size_t hl = (size_t)seg_header_len(b->nextents, b->nblocks);
+    uint8_t *h = b->mem + b->room - hl;
+    write_header(b, h, hl, created, 0, NULL);
     b->sealed = 1;
     *len = hl + (size_t)b->nblocks * b->block_size;
     return h;
@@ -360,7 +426,10 @@ static int check_fixed(const struct seg_hdr *h, char *err, size_t errlen)
     if (h->nextents > SEG_MAX_EXTENTS)
         return bad(err, errlen, h->seq, "%" PRIu32 " extents exceed the limit of %u",
                    h->nextents, SEG_MAX_EXTENTS);
-    uint64_t want = seg_header_len(h->nextents, h->ndata_blocks);
+    if (h->flags & ~(uint64_t)SEG_F_ZSTD)
+        return bad(err, errlen, h->seq, "unsupported flags %#" PRIx64
+                   " (encryption, or something newer than this buoy)", h->flags);
+    uint64_t want = header_len_f(h->nextents, h->ndata_blocks, h->flags);
     if (h->header_len != want)
         return bad(err, errlen, h->seq, "header_len %" PRIu32 " does not match %" PRIu32
                    " extents and %" PRIu32 " data blocks (want %" PRIu64 ")",
@@ -435,11 +504,10 @@ static int parse_rest(const uint8_t *p, struct seg_hdr *h, char *err, size_t err
     if (check != h->check)
         return bad(err, errlen, h->seq, "header checksum mismatch (stored %016" PRIx64
                    ", computed %016" PRIx64 ")", h->check, check);
-    if (h->flags != 0)
-        return bad(err, errlen, h->seq, "unsupported flags %#" PRIx64
-                   " (compression or encryption this buoy cannot read)", h->flags);
     size_t sums_off = SEG_FIXED_LEN + (size_t)h->nextents * SEG_EXTENT_LEN;
-    size_t pad_off = sums_off + (size_t)h->ndata_blocks * 4;
+    size_t chunks_off = sums_off + (size_t)h->ndata_blocks * 4;
+    uint64_t nc = h->flags & SEG_F_ZSTD ? nchunks_of(h->ndata_blocks) : 0;
+    size_t pad_off = chunks_off + (size_t)nc * 4;
     for (size_t i = pad_off; i < h->header_len; i++)
         if (p[i] != 0)
             return bad(err, errlen, h->seq, "padding byte %zu is not zero", i);
@@ -449,6 +517,21 @@ static int parse_rest(const uint8_t *p, struct seg_hdr *h, char *err, size_t err
         return SEG_CORRUPT;
     for (uint32_t i = 0; i < h->ndata_blocks; i++)
         h->sums[i] = le_get32(p + sums_off + 4 * (size_t)i);
+    if (nc) {
+        h->nchunks = (uint32_t)nc;
+        h->chunk_off = xmalloc((nc + 1) * sizeof *h->chunk_off);
+        h->chunk_off[0] = 0;
+        for (uint64_t c = 0; c < nc; c++) {
+            uint32_t l = le_get32(p + chunks_off + 4 * c);
+            uint64_t raw = (c + 1 < nc ? SEG_CHUNK_BLOCKS
+                                        : h->ndata_blocks - c * SEG_CHUNK_BLOCKS) *
+                           (uint64_t)h->block_size;
+            if (l == 0 || l > raw)
+                return bad(err, errlen, h->seq, "chunk %" PRIu64 " is %" PRIu32
+                           " bytes: not in 1..%" PRIu64, c, l, raw);
+            h->chunk_off[c + 1] = h->chunk_off[c] + l;
+        }
+    }
     return 0;
 }
 
@@ -500,13 +583,64 @@ void seg_hdr_free(struct seg_hdr *hdr)
 {
     free(hdr->ext);
     free(hdr->sums);
+    free(hdr->chunk_off);
     hdr->ext = NULL;
     hdr->sums = NULL;
+    hdr->chunk_off = NULL;
 }
 
 uint64_t seg_object_len(const struct seg_hdr *hdr)
 {
+    if (hdr->flags & SEG_F_ZSTD)
+        return hdr->header_len + hdr->chunk_off[hdr->nchunks];
     return hdr->header_len + (uint64_t)hdr->ndata_blocks * hdr->block_size;
+}
+
+int seg_is_packed(const struct seg_hdr *hdr)
+{
+    return (hdr->flags & SEG_F_ZSTD) != 0;
+}
+
+void seg_packed_range(const struct seg_hdr *hdr, uint32_t block, uint32_t n, uint64_t *off,
+                      uint64_t *len, uint32_t *first, uint32_t *count)
+{
+    uint32_t c0 = block / SEG_CHUNK_BLOCKS, c1 = (block + n - 1) / SEG_CHUNK_BLOCKS + 1;
+    if (c1 > hdr->nchunks)
+        c1 = hdr->nchunks;
+    *off = hdr->header_len + hdr->chunk_off[c0];
+    *len = hdr->chunk_off[c1] - hdr->chunk_off[c0];
+    *first = c0 * SEG_CHUNK_BLOCKS;
+    uint32_t end = c1 * SEG_CHUNK_BLOCKS;
+    *count = (end < hdr->ndata_blocks ? end : hdr->ndata_blocks) - *first;
+}
+
+int seg_unpack(const struct seg_hdr *hdr, uint32_t first, uint32_t count, const void *in,
+               size_t inlen, void *out, char *err, size_t errlen)
+{
+    uint32_t c0 = first / SEG_CHUNK_BLOCKS;
+    const uint8_t *src = in;
+    uint8_t *dst = out;
+    size_t done = 0;
+    for (uint32_t b = 0; b < count; c0++) {
+        uint32_t nb = hdr->ndata_blocks - c0 * SEG_CHUNK_BLOCKS;
+        nb = nb < SEG_CHUNK_BLOCKS ? nb : SEG_CHUNK_BLOCKS;
+        size_t raw = (size_t)nb * hdr->block_size;
+        size_t l = (size_t)(hdr->chunk_off[c0 + 1] - hdr->chunk_off[c0]);
+        if (done + l > inlen)
+            return bad(err, errlen, hdr->seq, "chunk %" PRIu32 " cut short", c0);
+        if (l == raw)
+            memcpy(dst, src + done, raw);
+        else {
+            size_t z = ZSTD_decompress(dst, raw, src + done, l);
+            if (ZSTD_isError(z) || z != raw)
+                return bad(err, errlen, hdr->seq, "chunk %" PRIu32 " does not decompress (%s)",
+                           c0, ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short");
+        }
+        dst += raw;
+        done += l;
+        b += nb;
+    }
+    return 0;
 }
 
 uint64_t seg_block_offset(const struct seg_hdr *hdr, uint32_t i)

@@ -26,8 +26,10 @@
  * cannot), and everything below is checked by seg_parse_header():
  *   - header_len is exactly seg_header_len(nextents, ndata_blocks), i.e.
  *     80 + 24 x nextents + 4 x ndata_blocks rounded up to 8; padding is zero;
- *   - flags is 0 (a version-1 reader cannot read compressed or encrypted
- *     data, so it refuses any bit it does not know);
+ *   - flags is 0 or SEG_F_ZSTD (a reader refuses any bit it does not know);
+ *     with SEG_F_ZSTD the header ends with a chunk table (4 bytes of stored
+ *     length per chunk of SEG_CHUNK_BLOCKS blocks, each 1..its raw length)
+ *     and header_len counts it;
  *   - seq >= 1 (segments are numbered from 1);
  *   - block_size is a power of two from 512 to 65536;
  *     ndata_blocks x block_size <= SEG_MAX_DATA (256 MiB, the superblock's
@@ -68,6 +70,8 @@
 #define SEG_MAX_EXTENTS    (2u * (SEG_MAX_DATA / SEG_MIN_BLOCK)) /* 1 Mi */
 #define SEG_KEY_SIZE       33 /* "seg/HH/" + 16 + "." + 8 + NUL */
 #define SEG_KEY_PREFIX_SIZE 25 /* "seg/HH/" + 16 + "." + NUL */
+#define SEG_F_ZSTD         1u  /* flags: the data region is packed in zstd chunks */
+#define SEG_CHUNK_BLOCKS   16u /* blocks a chunk (the last may have fewer) */
 
 /* Results of the parsers: 0, or one of these. */
 #define SEG_CORRUPT   (-1) /* the bytes are not a valid segment header */
@@ -133,6 +137,9 @@ int seg_full(const struct seg_builder *b);
 struct seg_extent seg_extent_at(const struct seg_builder *b, uint32_t i);
 const void *seg_block(const struct seg_builder *b, uint32_t i);
 
+/* Seal packs the data region in zstd chunks at this level (> 0). */
+void seg_builder_set_zstd(struct seg_builder *b, int level);
+
 /* Writes the header and returns the whole object, *len bytes, contiguous and
  * valid until seg_builder_free().  Nothing can be added afterwards; sealing
  * again rewrites the header (with the new created). */
@@ -153,6 +160,8 @@ struct seg_hdr {
     uint64_t check;
     struct seg_extent *ext; /* nextents entries, owned: seg_hdr_free() */
     uint32_t *sums;         /* ndata_blocks block checksums, owned */
+    uint32_t nchunks;       /* SEG_F_ZSTD: chunks of the data region */
+    uint64_t *chunk_off;    /* SEG_F_ZSTD: nchunks + 1 offsets from header_len, owned */
 };
 
 /* Reads the fixed 80 bytes only and says how many bytes the whole header
@@ -175,8 +184,19 @@ int seg_parse_object(const void *bytes, size_t len, struct seg_hdr *hdr, char *e
                      size_t errlen);
 void seg_hdr_free(struct seg_hdr *hdr);
 
-/* header_len + ndata_blocks x block_size. */
+/* header_len + ndata_blocks x block_size (packed: + the chunks' bytes). */
 uint64_t seg_object_len(const struct seg_hdr *hdr);
+/* Packed segments (SEG_F_ZSTD): the data region is chunks of
+ * SEG_CHUNK_BLOCKS blocks, chunk c stored as chunk_off[c+1] - chunk_off[c]
+ * bytes: one zstd frame, or the raw bytes when that length is the chunk's.
+ * seg_packed_range gives the byte range of the chunks holding blocks
+ * [block, block + n) and the blocks they hold (first, count); seg_unpack
+ * turns those bytes back into count blocks at out.  0, or -1 with err. */
+int seg_is_packed(const struct seg_hdr *hdr);
+void seg_packed_range(const struct seg_hdr *hdr, uint32_t block, uint32_t n, uint64_t *off,
+                      uint64_t *len, uint32_t *first, uint32_t *count);
+int seg_unpack(const struct seg_hdr *hdr, uint32_t first, uint32_t count, const void *in,
+               size_t inlen, void *out, char *err, size_t errlen);
 /* Byte offset of data block i in the object. */
 uint64_t seg_block_offset(const struct seg_hdr *hdr, uint32_t i);
 /* 0 when data (block_size bytes) matches block i's checksum; -1 with a

@@ -44,10 +44,24 @@ int super_validate(const struct vol_super *sb, char *err, size_t errlen)
         snprintf(err, errlen,
                  "segment size %u is not a multiple of the block size %u up to 256 MiB",
                  sb->segment_size, bs);
-    else if (strcmp(sb->compression, "none") != 0)
-        snprintf(err, errlen, "compression '%s' is not supported", sb->compression);
+    else if (super_zstd_level(sb) < 0)
+        snprintf(err, errlen, "compression '%s' is not supported: none, zstd or zstd:1..19",
+                 sb->compression);
     else
         return 0;
+    return -1;
+}
+
+int super_zstd_level(const struct vol_super *sb)
+{
+    if (strcmp(sb->compression, "none") == 0)
+        return 0;
+    if (strcmp(sb->compression, "zstd") == 0)
+        return 3;
+    int level;
+    char extra;
+    if (sscanf(sb->compression, "zstd:%d%c", &level, &extra) == 1 && level >= 1 && level <= 19)
+        return level;
     return -1;
 }
 

@@ -17,12 +17,14 @@ struct vol_super {
     uint64_t size;         /* bytes, a multiple of block_size */
     uint32_t block_size;   /* power of two, 512..65536 */
     uint32_t segment_size; /* bytes, a multiple of block_size, <= 256 MiB */
-    char compression[16];  /* "none" */
+    char compression[16];  /* "none", "zstd" (level 3) or "zstd:N" (1..19) */
     time_t created;
 };
 
 /* Checks the fields against the format's limits; -1 + err when out of them. */
 int super_validate(const struct vol_super *sb, char *err, size_t errlen);
+/* 0 for no compression, the zstd level, or -1 when compression is not one we know. */
+int super_zstd_level(const struct vol_super *sb);
 /* The text form, check line included. */
 void super_encode(const struct vol_super *sb, struct buf *out);
 /* Parses and verifies; -1 + err naming what is wrong. */

@@ -145,6 +145,7 @@ struct vol {
     uint32_t epoch;
     struct io *io;          /* the I/O thread: every store request goes through it */
     int hold;               /* > 0: a read-modify-write holds the lock; waits keep it */
+    int zstd_level;         /* > 0: segments are packed in zstd chunks (superblock) */
     struct map *map;
     struct vseg *segs;
     uint32_t nsegs, cap;
@@ -322,6 +323,8 @@ static int open_builder(struct vol *v, struct wseg *w)
     w->b = seg_builder_new(v->sb.uuid, v->next_seq, v->epoch, v->bs, v->seg_blocks);
     if (!w->b)
         return fail(v, "cannot start segment %" PRIu64, v->next_seq);
+    if (v->zstd_level)
+        seg_builder_set_zstd(w->b, v->zstd_level);
     w->idx = add_seg(v, v->next_seq, v->epoch);
     v->segs[w->idx].mem = w->b; /* read from memory until uploaded */
     w->opened_ms = clock_mono_ms();
@@ -405,6 +408,8 @@ static int reap(struct vol *v)
         s->mem = NULL;
         v->stats.segments_uploaded++;
         v->stats.bytes_uploaded += u->len;
+        v->stats.data_bytes_sealed += (uint64_t)s->ndata * v->bs;
+        v->stats.data_bytes_stored += u->len - h->header_len;
         if (u->j) {
             journal_close(u->j);
             if (journal_remove(v->jdir, s->seq, err, sizeof err) < 0)
@@ -576,6 +581,8 @@ struct fetch {
     struct io_req q;
     struct io_req hq;   /* the segment's header, when it was not cached at submit */
     int with_hdr;
+    int packed;         /* a packed segment's chunks: unpacked into block..block+n */
+    uint32_t pblock, pn;  /* the blocks those chunks hold */
     int waiters;        /* read-ahead: readers waiting for it; it is not freed meanwhile */
     struct fetch *next; /* read-ahead list */
 };
@@ -686,6 +693,12 @@ static struct fetch *plan_fetches(struct read_ctx *c, size_t *nf)
         f[i].q.r = (struct store_req){.op = STORE_GET, .key = f[i].key,
                                       .off = s->header_len + (uint64_t)f[i].block * v->bs,
                                       .len = (uint64_t)f[i].n * v->bs};
+        if (s->hdr && seg_is_packed(s->hdr)) { /* the chunks holding the blocks */
+            f[i].packed = 1;
+            seg_packed_range(s->hdr, f[i].block, f[i].n, &f[i].q.r.off, &f[i].q.r.len,
+                             &f[i].pblock, &f[i].pn);
+            continue;
+        }
         /* the header comes along, in parallel, unless it is cached or was
          * asked for by an earlier fetch of this plan */
         f[i].with_hdr = !s->hdr && s->header_len && (i == 0 || f[i - 1].seg != f[i].seg);
@@ -745,6 +758,27 @@ static int check_fetch(struct vol *v, struct fetch *f)
         log_error("read of segment %" PRIu64 " blocks %u+%u: %s", v->segs[f->seg].seq, f->block,
                   f->n, f->q.r.errmsg);
         return -EIO;
+    }
+    if (f->packed) { /* chunks back to blocks; then checked like any */
+        struct seg_hdr *ph = get_hdr(v, f->seg, err, sizeof err); /* evicted meanwhile: again */
+        if (!ph || b->len != f->q.r.len) {
+            log_error("read of segment %" PRIu64 " chunks: %zu bytes returned, not %" PRIu64,
+                      v->segs[f->seg].seq, b->len, f->q.r.len);
+            return -EIO;
+        }
+        struct buf raw = {0};
+        buf_reserve(&raw, (size_t)f->pn * v->bs);
+        if (seg_unpack(ph, f->pblock, f->pn, b->p, b->len, raw.p, err, sizeof err) < 0) {
+            log_error("read: %s", err);
+            buf_free(&raw);
+            return -EIO;
+        }
+        raw.len = (size_t)f->pn * v->bs;
+        buf_free(b);
+        *b = raw;
+        f->block = f->pblock;
+        f->n = f->pn;
+        f->packed = 0;
     }
     if (b->len != (uint64_t)f->n * v->bs) {
         log_error("read of segment %" PRIu64 " blocks %u+%u: %zu bytes returned, not %" PRIu64,
@@ -857,7 +891,11 @@ static void read_ahead(struct vol *v, uint64_t lba, uint64_t n)
     uint64_t from = v->ra_end, to = end + v->ra_win > v->nblocks ? v->nblocks : end + v->ra_win;
     struct read_ctx c = {.v = v, .lba0 = from};
     if (map_lookup(v->map, from, to - from, read_piece, &c) == 0) {
-        size_t nf;
+        size_t nf, k = 0;
+        for (size_t i = 0; i < c.np; i++) /* packed: only where the chunk table is known */
+            if (!v->zstd_level || v->segs[c.p[i].seg].hdr)
+                c.p[k++] = c.p[i];
+        c.np = k;
         struct fetch *f = plan_fetches(&c, &nf);
         for (size_t i = 0; i < nf; i++) {
             struct fetch *x = xmalloc(sizeof *x);
@@ -876,12 +914,61 @@ static void read_ahead(struct vol *v, uint64_t lba, uint64_t n)
 /* Reads blocks: holes, in-memory and cached blocks directly, the rest with
  * all their ranged GETs in flight at once, waited for with the lock
  * released (unless v->hold), each block checked. */
+/* Packed segments: the chunk table is in the header, so the headers of the
+ * pieces' segments are fetched (all at once, the lock released unless
+ * v->hold) before their data can be asked for.  0, or -EIO. */
+static int ensure_headers(struct vol *v, struct read_ctx *c)
+{
+    struct fetch *h = NULL;
+    size_t nh = 0;
+    for (size_t i = 0; i < c->np; i++) {
+        struct vseg *s = &v->segs[c->p[i].seg];
+        int dup = 0;
+        for (size_t k = 0; k < nh && !dup; k++)
+            dup = h[k].seg == c->p[i].seg;
+        if (s->hdr || dup || !s->header_len)
+            continue;
+        h = xrealloc(h, (nh + 1) * sizeof *h);
+        h[nh] = (struct fetch){.seg = c->p[i].seg, .with_hdr = 1};
+        seg_key(s->seq, s->epoch, h[nh].key);
+        h[nh].hq.r = (struct store_req){.op = STORE_GET, .key = h[nh].key, .len = s->header_len};
+        nh++;
+    }
+    if (!nh)
+        return 0;
+    for (size_t k = 0; k < nh; k++) {
+        h[k].hq.r.key = h[k].key;
+        io_submit(v->io, &h[k].hq);
+    }
+    int unlock = !v->hold;
+    v->reads_waiting++;
+    if (unlock)
+        pthread_mutex_unlock(&v->lock);
+    for (size_t k = 0; k < nh; k++)
+        io_wait(v->io, &h[k].hq);
+    if (unlock)
+        pthread_mutex_lock(&v->lock);
+    v->reads_waiting--;
+    int rc = 0;
+    for (size_t k = 0; k < nh; k++) {
+        if (!rc && !v->segs[h[k].seg].hdr)
+            rc = take_fetched_hdr(v, &h[k]);
+        store_req_free(&h[k].hq.r);
+    }
+    free(h);
+    return rc;
+}
+
 static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
 {
     if (v->ra)
         reap_readahead(v, 1, lba, n);
     struct read_ctx c = {.v = v, .lba0 = lba, .out = out};
     if (map_lookup(v->map, lba, n, read_piece, &c) < 0) {
+        free(c.p);
+        return -EIO;
+    }
+    if (v->zstd_level && ensure_headers(v, &c) < 0) {
         free(c.p);
         return -EIO;
     }
@@ -2269,6 +2356,7 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     v->seg_blocks = v->sb.segment_size / v->bs;
     v->durability_local = o->durability_local;
     v->ckpt_every = o->checkpoint_every > 0 ? (uint32_t)o->checkpoint_every : 64;
+    v->zstd_level = super_zstd_level(&v->sb) > 0 ? super_zstd_level(&v->sb) : 0;
     v->max_uploads = o->max_uploads > 0 ? (unsigned)o->max_uploads : DEFAULT_UPLOADS;
     v->max_upload_bytes = o->max_upload_bytes ? o->max_upload_bytes : DEFAULT_UPLOAD_BYTES;
     v->next_seq = 1;
@@ -2417,6 +2505,7 @@ void vol_get_info(struct vol *v, struct vol_info *out)
     out->block_size = v->bs;
     out->segment_size = v->sb.segment_size;
     out->created = v->sb.created;
+    snprintf(out->compression, sizeof out->compression, "%s", v->sb.compression);
     out->next_seq = v->next_seq;
     for (uint32_t i = 0; i < v->nsegs; i++) {
         out->live_segments += v->segs[i].live > 0;
@@ -2457,6 +2546,9 @@ static void compute_stats(struct vol *v, struct vol_stats *out)
         out->cache_mem_bytes = cache_mem_bytes(v->cache);
     }
     out->garbage_ratio = garbage_ratio(v);
+    out->compression_ratio = out->data_bytes_stored ? (double)out->data_bytes_sealed /
+                                                           (double)out->data_bytes_stored
+                                                     : 1.0;
     uint64_t looked = out->cache_hit_blocks + out->cache_miss_blocks;
     out->cache_hit_ratio = looked ? (double)out->cache_hit_blocks / (double)looked : 0;
     out->error = v->failed[0] != 0;

@@ -59,6 +59,8 @@ struct vol_stats {
     uint64_t gc_bytes_copied;
     uint64_t segments_deleted;    /* segment objects deleted (emptied by GC or overwrites) */
     double garbage_ratio;         /* of the data in durable segments, the share not live */
+    uint64_t data_bytes_sealed, data_bytes_stored; /* uploaded segments' data, raw and stored */
+    double compression_ratio;     /* sealed / stored (1 without compression) */
     int error; /* in the sticky error state (vol_error says why) */
     int stale; /* the engine was busy: these are the numbers of its last progress */
 };
@@ -99,6 +101,7 @@ struct vol_info {
     uint64_t known_data_bytes; /* data bytes of every segment recovery knows of */
     uint64_t extents;
     uint64_t map_bytes;
+    char compression[16]; /* the superblock's: none, zstd, zstd:N */
 };
 void vol_get_info(struct vol *v, struct vol_info *out);
 

@@ -592,7 +592,7 @@ static void test_seg_header_flips(void)
 
     /* flips that keep the header consistent except for one rule, check fixed */
     uint8_t *p = dup_bytes(o, len);
-    p[64] = 1;
+    p[64] = 2; /* bit 0 is SEG_F_ZSTD; bit 1 is unknown */
     fix_seg_check(p, 168);
     struct seg_hdr h;
     ok(seg_parse_object(p, len, &h, err, sizeof err) == SEG_CORRUPT && strstr(err, "flags"),
@@ -1198,9 +1198,64 @@ static void test_ckpt_corrupt(void)
     buf_free(&out);
 }
 
+/* Packed (zstd) segments: every chunk unpacks to the blocks written, raw
+ * chunks for random data, compressed ones for the rest; a damaged chunk is
+ * an error or a checksum mismatch, never the wrong bytes. */
+static void test_seg_packed(void)
+{
+    uint8_t uuid[16] = {7};
+    uint32_t bs = 4096, nb = 40; /* 2 full chunks and one of 8 blocks */
+    struct seg_builder *b = seg_builder_new(uuid, 5, 2, bs, 64);
+    seg_builder_set_zstd(b, 3);
+    char *data = malloc((size_t)nb * bs);
+    for (uint32_t i = 0; i < nb * bs; i++) /* the first chunk random, the rest patterned */
+        data[i] = i < 16 * bs ? (char)(rand() & 0xff) : (char)(i % 13);
+    ok(seg_add_data(b, 100, 20, data) == 0 && seg_add_zero(b, 500, 3) == 0 &&
+           seg_add_data(b, 200, 20, data + 20 * bs) == 20,
+       "packed: 40 data blocks and a zero extent added");
+    size_t len;
+    const void *obj = seg_seal(b, 1700000000, &len);
+    struct seg_hdr h;
+    is_int(seg_parse_object(obj, len, &h, err, sizeof err), 0, "packed: the object parses: %s",
+           err);
+    ok(seg_is_packed(&h) && h.nchunks == 3, "packed: flagged, 3 chunks");
+    ok(len < (size_t)nb * bs * 2 / 3, "packed: %zu bytes for %u of data", len, nb * bs);
+    ok(h.chunk_off[1] == 16 * bs, "packed: the random chunk is stored raw");
+    char *out = malloc((size_t)nb * bs);
+    uint64_t off, l;
+    uint32_t first, count;
+    seg_packed_range(&h, 18, 20, &off, &l, &first, &count);
+    ok(first == 16 && count == 24, "packed: blocks 18..37 are in chunks from block 16, 24 blocks");
+    int good = seg_unpack(&h, first, count, (const char *)obj + off, l, out, err, sizeof err) == 0 &&
+               memcmp(out, data + 16 * bs, (size_t)count * bs) == 0;
+    for (uint32_t i = 0; good && i < count; i++)
+        good = seg_verify_block(&h, first + i, out + (size_t)i * bs, err, sizeof err) == 0;
+    ok(good, "packed: those chunks unpack to the blocks written, each checksum right");
+    seg_packed_range(&h, 0, nb, &off, &l, &first, &count);
+    ok(seg_unpack(&h, first, count, (const char *)obj + off, l, out, err, sizeof err) == 0 &&
+           memcmp(out, data, (size_t)nb * bs) == 0,
+       "packed: the whole data region unpacks");
+    /* damage one byte of the compressed second chunk */
+    char *bad = malloc(len);
+    memcpy(bad, obj, len);
+    bad[h.header_len + h.chunk_off[1] + 10] ^= 0x55;
+    seg_packed_range(&h, 16, 16, &off, &l, &first, &count);
+    int urc = seg_unpack(&h, first, count, bad + off, l, out, err, sizeof err);
+    int caught = urc != 0;
+    for (uint32_t i = 0; !caught && i < count; i++)
+        caught = seg_verify_block(&h, first + i, out + (size_t)i * bs, err, sizeof err) != 0;
+    ok(caught, "packed: a damaged chunk is caught: %s", err);
+    free(bad);
+    free(out);
+    free(data);
+    seg_hdr_free(&h);
+    seg_builder_free(b);
+}
+
 int main(void)
 {
     plan_no_plan();
+    test_seg_packed();
     test_seg_keys();
     test_seg_golden();
     test_seg_builder_limits();

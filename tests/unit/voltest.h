@@ -7,12 +7,14 @@
 #include "tap.h"
 #include "vol/super.h"
 
+#include <stdio.h>
 #include <time.h>
 
 /* Writes the superblock of an empty volume at url (endpoint NULL for a
  * directory store); bails out of the test on failure. */
-static inline void voltest_make(const char *url, const char *endpoint, uint64_t size,
-                                uint32_t segment_size)
+/* The same with a compression setting ("none", "zstd", "zstd:N"). */
+static inline void voltest_make_c(const char *url, const char *endpoint, uint64_t size,
+                                  uint32_t segment_size, const char *compression)
 {
     char err[512];
     struct store_opts so = {.retries = -1, .endpoint = endpoint};
@@ -20,8 +22,8 @@ static inline void voltest_make(const char *url, const char *endpoint, uint64_t 
     if (!s)
         bail_out(err);
     struct vol_super sb = {.version = 1, .size = size, .block_size = 4096,
-                           .segment_size = segment_size, .compression = "none",
-                           .created = time(NULL)};
+                           .segment_size = segment_size, .created = time(NULL)};
+    snprintf(sb.compression, sizeof sb.compression, "%s", compression);
     super_new_uuid(sb.uuid);
     struct buf b = {0};
     super_encode(&sb, &b);
@@ -29,6 +31,12 @@ static inline void voltest_make(const char *url, const char *endpoint, uint64_t 
         bail_out(err);
     buf_free(&b);
     store_close(s);
+}
+
+static inline void voltest_make(const char *url, const char *endpoint, uint64_t size,
+                                uint32_t segment_size)
+{
+    voltest_make_c(url, endpoint, size, segment_size, "none");
 }
 
 #endif
