@@ -12,7 +12,11 @@
  * name and renamed, so a reader never sees half of it).  A connection to the
  * stats port gets one HTTP/1.0 reply whose body is "name value" lines:
  * requests get put head delete post list other bytes_up bytes_down status_2xx
- * status_3xx status_4xx status_5xx connections active.  A GET whose path names
+ * status_3xx status_4xx status_5xx connections active inflight inflight_peak
+ * busy_us (the sum of every request's time in the proxy, from its head to
+ * its last response byte: over a wall-clock interval, the mean number of
+ * requests in flight).  GET /reset-peak on the stats port also restarts
+ * inflight_peak from the current count.  A GET whose path names
  * only a bucket (no key) counts as a list, because S3 prices it as one.
  *
  * How it forwards: one thread per client connection, one upstream connection
@@ -72,18 +76,32 @@ enum {
     C_5XX,
     C_CONNECTIONS,
     C_ACTIVE,
+    C_INFLIGHT,
+    C_INFLIGHT_PEAK,
+    C_BUSY_US,
     C_COUNT
 };
 static const char *const counter_names[C_COUNT] = {
     "requests",   "get",        "put",        "head",       "delete",      "post",
     "list",       "other",      "bytes_up",   "bytes_down", "status_2xx",  "status_3xx",
-    "status_4xx", "status_5xx", "connections", "active",
+    "status_4xx", "status_5xx", "connections", "active",     "inflight",    "inflight_peak",
+    "busy_us",
 };
 static uint64_t counters[C_COUNT];
 
 static void count(int c, int64_t n)
 {
     __atomic_fetch_add(&counters[c], (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+/* One more request in flight; keeps the peak. */
+static void inflight_up(void)
+{
+    uint64_t n = __atomic_add_fetch(&counters[C_INFLIGHT], 1, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&counters[C_INFLIGHT_PEAK], __ATOMIC_RELAXED);
+    while (n > peak && !__atomic_compare_exchange_n(&counters[C_INFLIGHT_PEAK], &peak, n, 0,
+                                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
 }
 
 static void die(const char *fmt, ...)
@@ -420,6 +438,8 @@ static void *serve(void *arg)
         goto done;
     count(C_CONNECTIONS, 1);
     count(C_ACTIVE, 1);
+    int in_req = 0;
+    uint64_t t_start = 0;
     for (;;) {
         long hl = rb_head(&cb);
         if (hl <= 0)
@@ -432,6 +452,9 @@ static void *serve(void *arg)
         size_t ol = parse_fields(h, (size_t)hl, &rq, out, 0);
         count(C_REQUESTS, 1);
         count(kind, 1);
+        t_start = now_ns();
+        inflight_up();
+        in_req = 1;
         if (verbose)
             fprintf(stderr, "delayproxy: %.*s\n", (int)(eol - h), h);
         cb.start += (size_t)hl;
@@ -505,6 +528,9 @@ static void *serve(void *arg)
             rc = copy_n(&ub, cfd, (uint64_t)rs.content_length, &to_client, C_BYTES_DOWN);
         else
             rc = copy_to_eof(&ub, cfd, &to_client, C_BYTES_DOWN);
+        count(C_INFLIGHT, -1);
+        count(C_BUSY_US, (int64_t)((now_ns() - t_start) / 1000));
+        in_req = 0;
         if (rc < 0 || until_eof || rq.close)
             break;
         /* HTTP/1.0 closes after each response unless it says keep-alive. */
@@ -512,6 +538,10 @@ static void *serve(void *arg)
             close(ufd);
             ufd = ub.fd = -1;
         }
+    }
+    if (in_req) {
+        count(C_INFLIGHT, -1);
+        count(C_BUSY_US, (int64_t)((now_ns() - t_start) / 1000));
     }
     count(C_ACTIVE, -1);
 done:
@@ -554,9 +584,11 @@ static void *stats_loop(void *arg)
         /* Take what the client sent (an HTTP request or nothing) so closing
          * does not reset the connection under it. */
         char junk[4096];
+        ssize_t jn = 0;
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         if (poll(&pf, 1, 200) > 0)
-            (void)!read(fd, junk, sizeof junk);
+            jn = read(fd, junk, sizeof junk - 1);
+        junk[jn > 0 ? jn : 0] = 0;
         char body[2048];
         size_t bl = 0;
         for (int i = 0; i < C_COUNT; i++)
@@ -570,6 +602,10 @@ static void *stats_loop(void *arg)
                           bl);
         if (send(fd, hdr, (size_t)hl, MSG_NOSIGNAL) == hl)
             (void)!send(fd, body, bl, MSG_NOSIGNAL);
+        if (strncmp(junk, "GET /reset-peak", 15) == 0)
+            __atomic_store_n(&counters[C_INFLIGHT_PEAK],
+                             __atomic_load_n(&counters[C_INFLIGHT], __ATOMIC_RELAXED),
+                             __ATOMIC_RELAXED);
         shutdown(fd, SHUT_WR);
         close(fd);
     }

@@ -22,7 +22,14 @@
 #              first 256 MiB (already written: overwrites), time-based
 #   randread   cold remount, fio: 4 KiB random reads, QD16, same span, time-based
 #   untar      cold remount, loop device (direct I/O) on the disk file, mkfs.ext4,
-#              mount, sync; timed: tar x of 20,000 small files, then sync
+#              mount, sync, wait for the daemon to upload it all; timed: tar x
+#              of 20,000 small files, then sync; then unmount everything
+# Every timed write is measured twice: what the application waited for (fio,
+# or tar + sync), and "durable": that plus the wait until the daemon's stats
+# say nothing is left to upload.  s3backer's fsync returns with its dirty
+# blocks still in memory, so only the durable time compares like with like;
+# buoy --durability remote's fsync already waits.  The unmount after a
+# write workload is timed separately (umount_s).
 # Every request is counted by the proxy (bench/delayproxy.c), so both systems
 # are measured the same way.  Before the systems, a ceiling: bench/ceiling
 # PUTs and GETs 8 MiB objects through the proxy at several parallelisms.
@@ -46,6 +53,14 @@ for cmd in fio s3backer mkfs.ext4 losetup fusermount3 tar curl "$PYTHON"; do
     command -v "$cmd" >/dev/null || { echo "run.sh: $cmd not found; run scripts/deps.sh --bench" >&2; exit 1; }
 done
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (FUSE, loop devices, mount)" >&2; exit 1; }
+# Our mounts live in a mount namespace of our own: a namespace that another
+# process makes while a FUSE mount of ours exists (ip netns exec does) would
+# hold a copy of it, and then unmounting ours does not end the FUSE
+# connection, so the daemon never exits.
+if [ -z "${BENCH_IN_NS:-}" ] && command -v unshare >/dev/null; then
+    export BENCH_IN_NS=1
+    exec unshare --mount --propagation private "$0" "$@"
+fi
 
 QUICK=${BENCH_QUICK:-}
 DELAY=${BENCH_DELAY_MS:-20}
@@ -126,9 +141,10 @@ stop_servers() {
     wait "$proxy_pid" "$moto_pid" 2>/dev/null || true
 }
 
-# snap FILE: the proxy's counters, "name value" lines.
+# snap FILE: the proxy's counters, "name value" lines; the peak of requests
+# in flight restarts from here.
 snap() {
-    curl -sf --max-time 5 "http://127.0.0.1:$SPORT/" >"$1"
+    curl -sf --max-time 5 "http://127.0.0.1:$SPORT/reset-peak" >"$1"
 }
 
 # --- the systems under test -----------------------------------------------
@@ -154,7 +170,17 @@ buoy_mount() {
 }
 buoy_umount() {
     "$BUOY" umount "$mp" >>"$OUT/$sys-umount.log" 2>&1
-    while kill -0 "$DPID" 2>/dev/null; do sleep 0.1; done
+    wait_exit
+}
+# wait_exit: wait (up to 60 s) for the daemon to exit after its unmount.
+wait_exit() {
+    local i
+    for ((i = 0; i < 3000; i++)); do
+        kill -0 "$DPID" 2>/dev/null || return 0
+        sleep 0.02
+    done
+    log "$sys: daemon $DPID still running 60 s after its unmount; killing it"
+    kill -KILL "$DPID"
 }
 buoy_cold() {
     rm -rf "$work/cache"
@@ -180,7 +206,7 @@ s3b_mount() {
 s3b_umount() {
     fusermount3 -u "$mp"
     # s3backer writes its dirty blocks and clears its mounted flag on the way out.
-    while kill -0 "$DPID" 2>/dev/null; do sleep 0.1; done
+    wait_exit
 }
 s3b_cold() { :; }
 
@@ -190,34 +216,44 @@ rss_kb() {
 }
 
 # --- measuring ---------------------------------------------------------------
-printf '%s\n' "system	workload	seconds	user_bytes	MBps	iops	p50_us	p99_us	put	get	head	list	delete	post	bytes_up	bytes_down	rss_kb" >"$OUT/results.tsv"
+printf '%s\n' "system	workload	seconds	durable_s	umount_s	user_bytes	MBps	durable_MBps	iops	durable_iops	p50_us	p99_us	put	get	head	list	delete	post	bytes_up	bytes_down	rss_kb	mean_inflight	peak_inflight" >"$OUT/results.tsv"
 
-# record WORKLOAD SECONDS USER_BYTES IOPS P50 P99 BEFORE AFTER RSS
+# record WORKLOAD: one line of results.tsv from these globals:
+#   SECS     the timed part (fio, or tar + sync): what the application waited
+#   DURABLE  SECS plus the wait until the daemon reports nothing left to upload
+#            (s3backer's fsync does not wait for its uploads; buoy
+#            --durability local's waits for the journal only)
+#   UMOUNT   how long the unmount after it took (not in DURABLE)
+#   UB IOS IOPS P50 P99 RSS   user bytes, operations, fio's IOPS and latencies, VmHWM
+# and the proxy snapshots $work/a (start), $work/m (end of the timed part:
+# requests in flight, mean and peak) and $work/b (end: request counts).
 record() {
-    local w=$1 secs=$2 ub=$3 iops=$4 p50=$5 p99=$6 a=$7 b=$8 rss=$9
-    awk -v sys="$sys" -v w="$w" -v secs="$secs" -v ub="$ub" -v iops="$iops" -v p50="$p50" \
-        -v p99="$p99" -v rss="$rss" '
-        FNR == NR { before[$1] = $2; next }
+    awk -v sys="$sys" -v w="$1" -v secs="$SECS" -v dur="$DURABLE" -v um="$UMOUNT" -v ub="$UB" -v ios="$IOS" \
+        -v iops="$IOPS" -v p50="$P50" -v p99="$P99" -v rss="$RSS" '
+        FNR == 1 { f++ }
+        f == 1 { before[$1] = $2; next }
+        f == 2 { mid[$1] = $2; next }
         { d[$1] = $2 - before[$1] }
         END {
-            mbps = secs > 0 ? ub / secs / 1e6 : 0
-            printf "%s\t%s\t%.3f\t%d\t%.2f\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
-                sys, w, secs, ub, mbps, iops, p50, p99, d["put"], d["get"], d["head"], d["list"],
-                d["delete"], d["post"], d["bytes_up"], d["bytes_down"], rss
-        }' "$a" "$b" >>"$OUT/results.tsv"
+            inflight = secs > 0 ? (mid["busy_us"] - before["busy_us"]) / 1e6 / secs : 0
+            printf "%s\t%s\t%.3f\t%.3f\t%.3f\t%d\t%.2f\t%.2f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%d\n",
+                sys, w, secs, dur, um, ub, ub / secs / 1e6, ub / dur / 1e6, iops, ios / dur,
+                p50, p99, d["put"], d["get"], d["head"], d["list"], d["delete"], d["post"],
+                d["bytes_up"], d["bytes_down"], rss, inflight, mid["inflight_peak"]
+        }' "$work/a" "$work/m" "$work/b" >>"$OUT/results.tsv"
     tail -n 1 "$OUT/results.tsv" | sed 's/^/bench:   /' >&2
 }
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
-# fio_stats FILE DIR: "io_bytes iops p50_us p99_us" of direction DIR (read|write).
+# fio_stats FILE DIR: "io_bytes ios iops p50_us p99_us" of direction DIR (read|write).
 fio_stats() {
     "$PYTHON" - "$1" "$2" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0][sys.argv[2]]
 p = j.get("clat_ns", {}).get("percentile", {})
-print(j["io_bytes"], "%.1f" % j["iops"], "%.0f" % (p.get("50.000000", 0) / 1000),
+print(j["io_bytes"], j["total_ios"], "%.1f" % j["iops"], "%.0f" % (p.get("50.000000", 0) / 1000),
       "%.0f" % (p.get("99.000000", 0) / 1000))
 EOF
 }
@@ -225,59 +261,57 @@ EOF
 FIO=(fio --output-format=json --direct=1 --ioengine=libaio --group_reporting
      --randrepeat=0 --norandommap)
 
+# run_fio NAME DIR UNMOUNT FIO-ARGS...: one fio workload, recorded; with
+# UNMOUNT=1 (the write workloads) the wait until everything is uploaded is
+# the durable time, and the unmount after it is timed too.
+run_fio() {
+    local name=$1 dir=$2 unmount=$3 t0 t1 t2 t3
+    shift 3
+    snap "$work/a"
+    t0=$(now)
+    "${FIO[@]}" --name="$name" --filename="$DISK" --output="$OUT/$sys-$name.json" "$@"
+    t1=$(now)
+    snap "$work/m"
+    RSS=$(rss_kb)
+    if [ "$unmount" = 1 ]; then settle; fi
+    t2=$(now)
+    if [ "$unmount" = 1 ]; then "${sys_pfx}_umount"; fi
+    t3=$(now)
+    snap "$work/b"
+    read -r UB IOS IOPS P50 P99 < <(fio_stats "$OUT/$sys-$name.json" "$dir")
+    SECS=$(elapsed "$t0" "$t1") DURABLE=$(elapsed "$t0" "$t2") UMOUNT=$(elapsed "$t2" "$t3")
+    if [ "$unmount" != 1 ]; then DURABLE=$SECS; fi
+    record "$name"
+}
+
 wl_seqwrite() {
-    local t0 t1 s
-    snap "$work/a"
-    t0=$(now)
-    "${FIO[@]}" --name=seqwrite --filename="$DISK" --rw=write --bs=1M --iodepth=8 \
-        --size=${SEQ_MB}M --end_fsync=1 --output="$OUT/$sys-seqwrite.json"
-    t1=$(now)
-    rss=$(rss_kb)
-    # What the unmount still uploads counts with the writes that caused it.
-    "${sys_pfx}_umount"
-    snap "$work/b"
-    read -r bytes iops p50 p99 < <(fio_stats "$OUT/$sys-seqwrite.json" write)
-    s=$(elapsed "$t0" "$t1")
-    record seqwrite "$s" "$bytes" "$iops" "$p50" "$p99" "$work/a" "$work/b" "$rss"
+    run_fio seqwrite write 1 --rw=write --bs=1M --iodepth=8 --size=${SEQ_MB}M --end_fsync=1
 }
-
 wl_seqread() {
-    local t0 t1
-    snap "$work/a"
-    t0=$(now)
-    "${FIO[@]}" --name=seqread --filename="$DISK" --rw=read --bs=1M --iodepth=8 \
-        --size=${SEQ_MB}M --output="$OUT/$sys-seqread.json"
-    t1=$(now)
-    snap "$work/b"
-    read -r bytes iops p50 p99 < <(fio_stats "$OUT/$sys-seqread.json" read)
-    record seqread "$(elapsed "$t0" "$t1")" "$bytes" "$iops" "$p50" "$p99" "$work/a" "$work/b" "$(rss_kb)"
+    run_fio seqread read 0 --rw=read --bs=1M --iodepth=8 --size=${SEQ_MB}M
 }
-
 wl_randwrite() {
-    local t0 t1
-    snap "$work/a"
-    t0=$(now)
-    "${FIO[@]}" --name=randwrite --filename="$DISK" --rw=randwrite --bs=4k --iodepth=16 \
-        --size=${SPAN_MB}M --fsync=64 --time_based --runtime="$RUNTIME" \
-        --output="$OUT/$sys-randwrite.json"
-    t1=$(now)
-    rss=$(rss_kb)
-    "${sys_pfx}_umount"
-    snap "$work/b"
-    read -r bytes iops p50 p99 < <(fio_stats "$OUT/$sys-randwrite.json" write)
-    record randwrite "$(elapsed "$t0" "$t1")" "$bytes" "$iops" "$p50" "$p99" "$work/a" "$work/b" "$rss"
+    run_fio randwrite write 1 --rw=randwrite --bs=4k --iodepth=16 --size=${SPAN_MB}M \
+        --fsync=64 --time_based --runtime="$RUNTIME"
+}
+wl_randread() {
+    run_fio randread read 0 --rw=randread --bs=4k --iodepth=16 --size=${SPAN_MB}M \
+        --time_based --runtime="$RUNTIME"
 }
 
-wl_randread() {
-    local t0 t1
-    snap "$work/a"
-    t0=$(now)
-    "${FIO[@]}" --name=randread --filename="$DISK" --rw=randread --bs=4k --iodepth=16 \
-        --size=${SPAN_MB}M --time_based --runtime="$RUNTIME" --output="$OUT/$sys-randread.json"
-    t1=$(now)
-    snap "$work/b"
-    read -r bytes iops p50 p99 < <(fio_stats "$OUT/$sys-randread.json" read)
-    record randread "$(elapsed "$t0" "$t1")" "$bytes" "$iops" "$p50" "$p99" "$work/a" "$work/b" "$(rss_kb)"
+# settle: wait (up to 5 minutes, polling every 20 ms) until the daemon's
+# stats file says nothing is left to upload: buoy's pending_bytes (written,
+# not yet in the store), s3backer's block_cache_dirty_ratio.
+settle() {
+    local i
+    for ((i = 0; i < 15000; i++)); do
+        case $sys_pfx in
+        buoy) grep -qx 'pending_bytes 0' "$mp/stats" && return 0 ;;
+        s3b) grep -Eq '^block_cache_dirty_ratio +0\.0000$' "$mp/stats" && return 0 ;;
+        esac
+        sleep 0.02
+    done
+    log "$sys: still uploading after 5 minutes"
 }
 
 # The tarball: NFILES files of 512 B .. 8 KiB in 200 directories, made once.
@@ -307,7 +341,7 @@ EOF
 }
 
 wl_untar() {
-    local dev t0 t1 tb
+    local dev t0 t1 t2 t3
     make_tarball
     dev=$(losetup --direct-io=on --find --show "$DISK")
     loops+=("$dev")
@@ -315,19 +349,26 @@ wl_untar() {
     mount -t ext4 "$dev" "$fsdir"
     fsmounts+=("$fsdir")
     sync -f "$fsdir"
+    settle
+    sleep 1
     snap "$work/a"
     t0=$(now)
     tar -xf "$TARBALL" -C "$fsdir"
     sync -f "$fsdir"
     t1=$(now)
-    snap "$work/b"
-    tb=$(cat "$TAR_BYTES_FILE")
-    local s files_s
-    s=$(elapsed "$t0" "$t1")
-    files_s=$(awk -v n="$NFILES" -v s="$s" 'BEGIN { printf "%.1f", n / s }')
-    record untar "$s" "$tb" "$files_s" 0 0 "$work/a" "$work/b" "$(rss_kb)"
+    snap "$work/m"
+    RSS=$(rss_kb)
+    settle
+    t2=$(now)
     umount "$fsdir"
     losetup -d "$dev"
+    "${sys_pfx}_umount"
+    t3=$(now)
+    snap "$work/b"
+    UB=$(cat "$TAR_BYTES_FILE") IOS=$NFILES P50=0 P99=0
+    SECS=$(elapsed "$t0" "$t1") DURABLE=$(elapsed "$t0" "$t2") UMOUNT=$(elapsed "$t2" "$t3")
+    IOPS=$(awk -v n="$NFILES" -v s="$SECS" 'BEGIN { printf "%.1f", n / s }')
+    record untar
 }
 
 # --- the run ------------------------------------------------------------------
@@ -380,7 +421,7 @@ for sys in $SYSTEMS; do
         "${sys_pfx}_cold"
         "${sys_pfx}_mount"
         "wl_$w"
-        case $w in seqwrite | randwrite) ;; *) "${sys_pfx}_umount" ;; esac
+        case $w in seqwrite | randwrite | untar) ;; *) "${sys_pfx}_umount" ;; esac
     done
     stop_servers
 done
