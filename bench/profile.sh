@@ -71,7 +71,7 @@ mount_buoy() {
 }
 umount_buoy() {
     "$BUOY" umount "$mp"
-    while kill -0 "$DPID" 2>/dev/null; do sleep 0.05; done
+    while [ -e "/proc/$DPID" ] && ! grep -q ') Z ' "/proc/$DPID/stat"; do sleep 0.05; done
 }
 ticks() { # PID: utime+stime in clock ticks, all threads
     awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0

@@ -284,7 +284,7 @@ def main():
     w(f"{common} --name=randread --filename=DISK --rw=randread --bs=4k --iodepth=16 --size={sp}M --time_based --runtime={rt}")
     w("")
     w("dev=$(losetup --direct-io=on --find --show DISK)")
-    w("mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 $dev && mount $dev FS && sync -f FS")
+    w("mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 $dev && mount -o noinit_itable $dev FS && sync -f FS")
     w("time { tar -xf files.tar -C FS && sync -f FS; }")
     w("```")
     w("DISK is MNT/disk for buoy and MNT/file for s3backer. Sequential and untar speeds are bytes "

@@ -172,11 +172,19 @@ buoy_umount() {
     "$BUOY" umount "$mp" >>"$OUT/$sys-umount.log" 2>&1
     wait_exit
 }
+# alive PID: the process exists and is not a zombie (a daemon that forked
+# away is reaped by PID 1, which may take its time).
+alive() {
+    local st
+    read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+    st=${st##*) }
+    [ "${st%% *}" != Z ]
+}
 # wait_exit: wait (up to 60 s) for the daemon to exit after its unmount.
 wait_exit() {
     local i
     for ((i = 0; i < 3000; i++)); do
-        kill -0 "$DPID" 2>/dev/null || return 0
+        alive "$DPID" || return 0
         sleep 0.02
     done
     log "$sys: daemon $DPID still running 60 s after its unmount; killing it"
@@ -346,7 +354,8 @@ wl_untar() {
     dev=$(losetup --direct-io=on --find --show "$DISK")
     loops+=("$dev")
     mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 "$dev"
-    mount -t ext4 "$dev" "$fsdir"
+    # noinit_itable: no background zeroing of inode tables during the run
+    mount -t ext4 -o noinit_itable "$dev" "$fsdir"
     fsmounts+=("$fsdir")
     sync -f "$fsdir"
     settle
