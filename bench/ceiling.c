@@ -201,14 +201,17 @@ int main(int argc, char **argv)
         double g = p < 0 ? -1 : run(ep, tag, count, par, 0);
         if (p < 0 || g < 0)
             return 1;
-        printf("par %d put_MBps %.1f get_MBps %.1f\n", par, p, g);
+        printf("par %d put_MBps %.1f get_MBps %.1f put_rps %.0f get_rps %.0f\n", par, p, g,
+               p * 1e6 / (double)obj_size, g * 1e6 / (double)obj_size);
         fflush(stdout);
         if (p > best_put)
             best_put = p, bp = par;
         if (g > best_get)
             best_get = g, bg = par;
     }
-    printf("best_put_MBps %.1f par %d\nbest_get_MBps %.1f par %d\n", best_put, bp, best_get, bg);
+    printf("best_put_MBps %.1f par %d put_rps %.0f\nbest_get_MBps %.1f par %d get_rps %.0f\n",
+           best_put, bp, best_put * 1e6 / (double)obj_size, best_get, bg,
+           best_get * 1e6 / (double)obj_size);
     free(list);
     free(payload);
     curl_global_cleanup();

@@ -7,6 +7,11 @@
 #   bench/profile.sh seqwrite   fio 1 GiB sequential write + fsync; meanwhile
 #                               CPU time of every process (daemon, moto, fio,
 #                               proxy) and perf record -g of the daemon
+#   bench/profile.sh rss        fio 1 GiB sequential write + fsync, three times:
+#                               glibc malloc defaults, MALLOC_MMAP_THRESHOLD_=
+#                               128 KiB (no dynamic threshold), and that with
+#                               MALLOC_ARENA_MAX=2; the daemon's VmHWM and
+#                               smaps_rollup for each
 #   bench/profile.sh randread   random 4 KiB writes over 256 MiB, cold remount,
 #                               fio 4 KiB random reads QD16; meanwhile gdb
 #                               stacks of every daemon thread (3 samples) and
@@ -168,8 +173,32 @@ randread)
     umount_buoy
     perf_report
     ;;
+rss)
+    : >"$out/rss.txt"
+    for variant in default mmap128k mmap128k-arena2; do
+        case $variant in
+        default) envs=() ;;
+        mmap128k) envs=(MALLOC_MMAP_THRESHOLD_=131072) ;;
+        mmap128k-arena2) envs=(MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2) ;;
+        esac
+        env "${envs[@]}" "$BUOY" mount s3://bench/vol "$mp" --endpoint "$EP" \
+            --cache-dir "$work/cache" --log-file "$out/daemon.log"
+        DPID=$(sed -n 's/^pid //p' "$mp/stats")
+        pids+=("$DPID")
+        "${FIO[@]}" --name=seqwrite --rw=write --bs=1M --iodepth=8 --size=1024M --end_fsync=1 \
+            --output="$out/fio-$variant.json"
+        {
+            echo "=== $variant: ${envs[*]}"
+            grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|Threads)' "/proc/$DPID/status"
+            grep -E '^(Rss|Anonymous|Private_Dirty)' "/proc/$DPID/smaps_rollup"
+            python3 -c "import json,sys; j=json.load(open(sys.argv[1]))['jobs'][0]['write']; print('MBps %.0f' % (j['bw_bytes']/1e6))" "$out/fio-$variant.json"
+        } >>"$out/rss.txt"
+        umount_buoy
+    done
+    cat "$out/rss.txt"
+    ;;
 *)
-    echo "usage: bench/profile.sh seqwrite|randread" >&2
+    echo "usage: bench/profile.sh seqwrite|rss|randread" >&2
     exit 2
     ;;
 esac

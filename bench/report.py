@@ -54,6 +54,15 @@ def load(outdir):
                     ceil[p[0]] = (float(p[1]), int(p[3]))
                 elif p and p[0] == "par":
                     ceil.setdefault("sweep", []).append((int(p[1]), float(p[3]), float(p[5])))
+    spath = os.path.join(outdir, "ceiling-64k.txt")
+    if os.path.exists(spath):
+        with open(spath) as f:
+            for line in f:
+                p = line.split()
+                if p and p[0] == "best_put_MBps":
+                    ceil["small_put"] = (float(p[5]), int(p[3]))
+                elif p and p[0] == "best_get_MBps":
+                    ceil["small_get"] = (float(p[5]), int(p[3]))
     return rows, env, ceil
 
 
@@ -130,7 +139,10 @@ def main():
           f"best of 4-64 in flight): **PUT {bp:.0f} MB/s** (at {bpp} in flight), "
           f"**GET {bg:.0f} MB/s** (at {bgp}). Sweep: "
           + ", ".join(f"{p}: {pu:.0f}/{g:.0f}" for p, pu, g in ceil.get("sweep", []))
-          + " (in flight: PUT/GET MB/s).")
+          + " (in flight: PUT/GET MB/s)."
+          + (f" Small requests (64 KiB objects, 20 or 64 in flight): **{ceil['small_put'][0]:.0f} PUT/s**, "
+             f"**{ceil['small_get'][0]:.0f} GET/s**: moto's per-request CPU, which is what bounds "
+             "s3backer-64K." if "small_put" in ceil else ""))
     w("")
 
     w("## Results\n")
@@ -300,7 +312,7 @@ def main():
     with open(os.path.join(benchdir, "RESULTS.md"), "w") as f:
         f.write("\n".join(out))
     if os.path.realpath(outdir) != os.path.realpath(benchdir):
-        for name in ("results.tsv", "env.txt", "ceiling.txt"):
+        for name in ("results.tsv", "env.txt", "ceiling.txt", "ceiling-64k.txt"):
             if os.path.exists(os.path.join(outdir, name)):
                 shutil.copy(os.path.join(outdir, name), os.path.join(benchdir, name))
 

@@ -69,13 +69,13 @@ SYSTEMS=${BENCH_SYSTEMS:-buoy-remote buoy-local s3b-64k s3b-1m}
 WORKLOADS=${BENCH_WORKLOADS:-seqwrite seqread randwrite randread untar}
 VOL_SIZE=16G
 if [ -n "$QUICK" ]; then
-    SEQ_MB=256 SPAN_MB=64 RUNTIME=10 NFILES=4000 CEIL_COUNT=24 MODE=quick
+    SEQ_MB=256 SPAN_MB=64 RUNTIME=10 NFILES=4000 CEIL_COUNT=24 CEIL_SMALL=500 MODE=quick
 else
-    SEQ_MB=1024 SPAN_MB=256 RUNTIME=40 NFILES=20000 CEIL_COUNT=64 MODE=full
+    SEQ_MB=1024 SPAN_MB=256 RUNTIME=40 NFILES=20000 CEIL_COUNT=64 CEIL_SMALL=2000 MODE=full
 fi
 OUT=${BENCH_OUT:-$top/bench/out}
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/results.tsv "$OUT"/ceiling.txt
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/results.tsv "$OUT"/ceiling*.txt
 work=$(mktemp -d /tmp/buoy-bench.XXXXXX)
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
@@ -409,6 +409,10 @@ log "ceiling: ${CEIL_COUNT} x 8 MiB PUT then GET through the proxy"
 "$CEILING" --endpoint "$EP/bench" --size 8M --count "$CEIL_COUNT" --parallel 4,8,16,32,64 \
     --creds bench:bench >"$OUT/ceiling.txt"
 sed 's/^/bench:   /' "$OUT/ceiling.txt" >&2
+log "ceiling: small requests, ${CEIL_SMALL} x 64 KiB PUT then GET"
+"$CEILING" --endpoint "$EP/bench" --size 64K --count "$CEIL_SMALL" --parallel 20,64 \
+    --creds bench:bench >"$OUT/ceiling-64k.txt"
+sed 's/^/bench:   /' "$OUT/ceiling-64k.txt" >&2
 stop_servers
 
 for sys in $SYSTEMS; do
