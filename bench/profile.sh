@@ -2,7 +2,8 @@
 # profile.sh - look inside buoy while a bench workload runs, to find what
 # limits it.  Same setup as bench/run.sh (moto on loopback, bench/delayproxy
 # in front with BENCH_DELAY_MS, default 20), one buoy volume, --durability
-# remote unless BUOY_DURABILITY says otherwise.
+# remote unless BUOY_DURABILITY says otherwise; BUOY_MOUNT_OPTS adds mount
+# options (e.g. --unsigned-payload); BENCH_PROFILE_TAG names the output dir.
 #
 #   bench/profile.sh seqwrite   fio 1 GiB sequential write + fsync; meanwhile
 #                               CPU time of every process (daemon, moto, fio,
@@ -33,7 +34,7 @@ if [ -z "${BENCH_IN_NS:-}" ] && command -v unshare >/dev/null; then
     exec unshare --mount --propagation private "$0" "$@"
 fi
 BUOY=$top/build/buoy PROXY=$top/build/bench/delayproxy
-out=$top/bench/out/profile-$what
+out=$top/bench/out/profile-$what${BENCH_PROFILE_TAG:+-$BENCH_PROFILE_TAG}
 rm -rf "$out"
 mkdir -p "$out"
 work=$(mktemp -d /tmp/buoy-profile.XXXXXX)
@@ -70,7 +71,8 @@ EP=http://127.0.0.1:$PORT
 
 mount_buoy() {
     "$BUOY" mount s3://bench/vol "$mp" --endpoint "$EP" --cache-dir "$work/cache" \
-        --durability "${BUOY_DURABILITY:-remote}" --log-file "$out/daemon.log"
+        --durability "${BUOY_DURABILITY:-remote}" --log-file "$out/daemon.log" \
+        ${BUOY_MOUNT_OPTS:-}
     DPID=$(sed -n 's/^pid //p' "$mp/stats")
     pids+=("$DPID")
 }

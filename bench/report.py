@@ -11,6 +11,7 @@ as it is, so regenerating the numbers keeps the analysis.
 import csv
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -32,13 +33,22 @@ TITLE = {
 
 
 def load(outdir):
-    rows = {}
+    runs = {}
     with open(os.path.join(outdir, "results.tsv")) as f:
         for r in csv.DictReader(f, delimiter="\t"):
             for k, v in r.items():
                 if k not in ("system", "workload"):
                     r[k] = float(v)
-            rows[(r["system"], r["workload"])] = r
+            runs.setdefault((r["system"], r["workload"]), []).append(r)
+    # Several runs of a (system, workload): every number is their median, and
+    # the runs themselves stay in "_runs" to show the spread.
+    rows = {}
+    for key, rs in runs.items():
+        agg = {"system": key[0], "workload": key[1], "_runs": rs}
+        for k in rs[0]:
+            if k not in ("system", "workload"):
+                agg[k] = statistics.median(r[k] for r in rs)
+        rows[key] = agg
     env = {}
     with open(os.path.join(outdir, "env.txt")) as f:
         for line in f:
@@ -129,7 +139,8 @@ def main():
       "defaults (block cache of 1000 blocks in memory, 20 threads, 250 ms write delay).")
     w(f"* Sizes: {env.get('seq_mb')} MiB sequential, {env.get('span_mb')} MiB random span "
       f"(overwrites of data written by the sequential run), {env.get('runtime_s')} s per random run, "
-      f"{env.get('nfiles')} files of 512 B-8 KiB for untar. {env.get('fio')}.")
+      f"{env.get('nfiles')} files of 512 B-8 KiB for untar. {env.get('fio')}. Every system ran "
+      f"every workload {env.get('reps', '1')} time(s); the numbers are medians.")
     w("* Cold means: buoy unmounted and its cache directory emptied; s3backer unmounted and "
       "restarted (its cache is in memory).")
     if "best_put_MBps" in ceil:
@@ -153,7 +164,8 @@ def main():
       "s3backer's fsync returns while its dirty blocks are still only in its memory, and buoy "
       "--durability local's once they are in the local journal; buoy --durability remote's fsync "
       "already waits for the store. **umount s**: the unmount after a write workload (not in "
-      "durable). "
+      "durable). **runs**: the headline number (durable for writes) of each run; the table "
+      "shows their median. "
       "MB = 10^6 bytes. Latencies are fio completion latencies. PUT/GET: requests the proxy saw "
       "during the workload (for the write workloads, including the unmount that follows, which "
       "uploads anything left). Up/written: bytes uploaded per byte written. $/GiB: request cost "
@@ -161,8 +173,8 @@ def main():
       "(or read, for the read workloads). In flight: requests open at the proxy during the timed "
       "part, mean (sum of request times / wall time) and peak. RSS: the daemon's peak resident "
       "set (VmHWM).\n")
-    w("| workload | system | acked | durable | umount s | p50 ms | p99 ms | PUT | GET | PUT/GiB | up/written | $/GiB | in flight mean/peak | RSS MiB |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| workload | system | acked | durable | runs | umount s | p50 ms | p99 ms | PUT | GET | PUT/GiB | up/written | $/GiB | in flight mean/peak | RSS MiB |")
+    w("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for wl in WORKLOADS:
         for s in SYSTEMS:
             r = rows.get((s, wl))
@@ -172,7 +184,8 @@ def main():
             md, _ = metric(r, True)
             lat = wl != "untar"
             upw = fmt(ratio(r["bytes_up"], r["user_bytes"]), 2) if wl in WRITES else "-"
-            w(f"| {wl} | {s} | {fmt(m)} {unit} | {fmt(md) if wl in WRITES else '-'} | "
+            spread = " / ".join(fmt(metric(x, wl in WRITES)[0]) for x in r["_runs"])
+            w(f"| {wl} | {s} | {fmt(m)} {unit} | {fmt(md) if wl in WRITES else '-'} | {spread} | "
               f"{fmt(r['umount_s'], 2) if wl in WRITES else '-'} | "
               f"{fmt(r['p50_us'] / 1000, 2) if lat else '-'} | {fmt(r['p99_us'] / 1000, 2) if lat else '-'} | "
               f"{r['put']:.0f} | {r['get']:.0f} | "

@@ -10,6 +10,8 @@
 #   BENCH_SYSTEMS         which systems, of: buoy-remote buoy-local s3b-64k s3b-1m
 #   BENCH_WORKLOADS       which workloads, of: seqwrite seqread randwrite randread untar
 #   BENCH_OUT [bench/out] raw results (fio JSON, logs, results.tsv)
+#   BENCH_REPS            how many times every system runs every workload
+#                         (full mode 2, quick 1); the report takes the median
 #
 # What it does, for each system in turn: a fresh moto server on loopback
 # (python3 -m moto.server, data in memory), bench/delayproxy in front of it,
@@ -69,10 +71,11 @@ SYSTEMS=${BENCH_SYSTEMS:-buoy-remote buoy-local s3b-64k s3b-1m}
 WORKLOADS=${BENCH_WORKLOADS:-seqwrite seqread randwrite randread untar}
 VOL_SIZE=16G
 if [ -n "$QUICK" ]; then
-    SEQ_MB=256 SPAN_MB=64 RUNTIME=10 NFILES=4000 CEIL_COUNT=24 CEIL_SMALL=500 MODE=quick
+    SEQ_MB=256 SPAN_MB=64 RUNTIME=10 NFILES=4000 CEIL_COUNT=24 CEIL_SMALL=500 MODE=quick REPS=1
 else
-    SEQ_MB=1024 SPAN_MB=256 RUNTIME=40 NFILES=20000 CEIL_COUNT=64 CEIL_SMALL=2000 MODE=full
+    SEQ_MB=1024 SPAN_MB=256 RUNTIME=40 NFILES=20000 CEIL_COUNT=64 CEIL_SMALL=2000 MODE=full REPS=2
 fi
+REPS=${BENCH_REPS:-$REPS}
 OUT=${BENCH_OUT:-$top/bench/out}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/results.tsv "$OUT"/ceiling*.txt
@@ -224,7 +227,7 @@ rss_kb() {
 }
 
 # --- measuring ---------------------------------------------------------------
-printf '%s\n' "system	workload	seconds	durable_s	umount_s	user_bytes	MBps	durable_MBps	iops	durable_iops	p50_us	p99_us	put	get	head	list	delete	post	bytes_up	bytes_down	rss_kb	mean_inflight	peak_inflight" >"$OUT/results.tsv"
+printf '%s\n' "system	workload	seconds	durable_s	umount_s	user_bytes	MBps	durable_MBps	iops	durable_iops	p50_us	p99_us	put	get	head	list	delete	post	bytes_up	bytes_down	rss_kb	mean_inflight	peak_inflight	rep" >"$OUT/results.tsv"
 
 # record WORKLOAD: one line of results.tsv from these globals:
 #   SECS     the timed part (fio, or tar + sync): what the application waited
@@ -236,7 +239,7 @@ printf '%s\n' "system	workload	seconds	durable_s	umount_s	user_bytes	MBps	durabl
 # and the proxy snapshots $work/a (start), $work/m (end of the timed part:
 # requests in flight, mean and peak) and $work/b (end: request counts).
 record() {
-    awk -v sys="$sys" -v w="$1" -v secs="$SECS" -v dur="$DURABLE" -v um="$UMOUNT" -v ub="$UB" -v ios="$IOS" \
+    awk -v rep="$REP" -v sys="$sys" -v w="$1" -v secs="$SECS" -v dur="$DURABLE" -v um="$UMOUNT" -v ub="$UB" -v ios="$IOS" \
         -v iops="$IOPS" -v p50="$P50" -v p99="$P99" -v rss="$RSS" '
         FNR == 1 { f++ }
         f == 1 { before[$1] = $2; next }
@@ -244,10 +247,11 @@ record() {
         { d[$1] = $2 - before[$1] }
         END {
             inflight = secs > 0 ? (mid["busy_us"] - before["busy_us"]) / 1e6 / secs : 0
-            printf "%s\t%s\t%.3f\t%.3f\t%.3f\t%d\t%.2f\t%.2f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%d\n",
+            # %.0f, not %d: awk may print integers past 2^31 - 1 as 2147483647
+            printf "%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.0f\t%d\n",
                 sys, w, secs, dur, um, ub, ub / secs / 1e6, ub / dur / 1e6, iops, ios / dur,
                 p50, p99, d["put"], d["get"], d["head"], d["list"], d["delete"], d["post"],
-                d["bytes_up"], d["bytes_down"], rss, inflight, mid["inflight_peak"]
+                d["bytes_up"], d["bytes_down"], rss, inflight, mid["inflight_peak"], rep
         }' "$work/a" "$work/m" "$work/b" >>"$OUT/results.tsv"
     tail -n 1 "$OUT/results.tsv" | sed 's/^/bench:   /' >&2
 }
@@ -277,7 +281,7 @@ run_fio() {
     shift 3
     snap "$work/a"
     t0=$(now)
-    "${FIO[@]}" --name="$name" --filename="$DISK" --output="$OUT/$sys-$name.json" "$@"
+    "${FIO[@]}" --name="$name" --filename="$DISK" --output="$OUT/$sys-r$REP-$name.json" "$@"
     t1=$(now)
     snap "$work/m"
     RSS=$(rss_kb)
@@ -286,7 +290,7 @@ run_fio() {
     if [ "$unmount" = 1 ]; then "${sys_pfx}_umount"; fi
     t3=$(now)
     snap "$work/b"
-    read -r UB IOS IOPS P50 P99 < <(fio_stats "$OUT/$sys-$name.json" "$dir")
+    read -r UB IOS IOPS P50 P99 < <(fio_stats "$OUT/$sys-r$REP-$name.json" "$dir")
     SECS=$(elapsed "$t0" "$t1") DURABLE=$(elapsed "$t0" "$t2") UMOUNT=$(elapsed "$t2" "$t3")
     if [ "$unmount" != 1 ]; then DURABLE=$SECS; fi
     record "$name"
@@ -391,6 +395,7 @@ wl_untar() {
     echo "span_mb $SPAN_MB"
     echo "runtime_s $RUNTIME"
     echo "nfiles $NFILES"
+    echo "reps $REPS"
     echo "vol_size $VOL_SIZE"
     echo "cpu $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
     echo "cores $(nproc)"
@@ -415,28 +420,30 @@ log "ceiling: small requests, ${CEIL_SMALL} x 64 KiB PUT then GET"
 sed 's/^/bench:   /' "$OUT/ceiling-64k.txt" >&2
 stop_servers
 
-for sys in $SYSTEMS; do
-    case $sys in
-    buoy-remote) sys_pfx=buoy DUR=remote ;;
-    buoy-local) sys_pfx=buoy DUR=local ;;
-    s3b-64k) sys_pfx=s3b BS=64K ;;
-    s3b-1m) sys_pfx=s3b BS=1M ;;
-    *) echo "run.sh: unknown system $sys" >&2; exit 2 ;;
-    esac
-    log "=== $sys"
-    start_servers "$sys"
-    rm -rf "$work/cache"
-    "${sys_pfx}_create"
-    for w in $WORKLOADS; do
-        log "$sys: $w"
-        # Every workload starts on a fresh mount with a cold cache; the write
-        # workloads end with an unmount, which is counted with them.
-        "${sys_pfx}_cold"
-        "${sys_pfx}_mount"
-        "wl_$w"
-        case $w in seqwrite | randwrite | untar) ;; *) "${sys_pfx}_umount" ;; esac
+for REP in $(seq 1 "$REPS"); do
+    for sys in $SYSTEMS; do
+        case $sys in
+        buoy-remote) sys_pfx=buoy DUR=remote ;;
+        buoy-local) sys_pfx=buoy DUR=local ;;
+        s3b-64k) sys_pfx=s3b BS=64K ;;
+        s3b-1m) sys_pfx=s3b BS=1M ;;
+        *) echo "run.sh: unknown system $sys" >&2; exit 2 ;;
+        esac
+        log "=== $sys (run $REP of $REPS)"
+        start_servers "$sys"
+        rm -rf "$work/cache"
+        "${sys_pfx}_create"
+        for w in $WORKLOADS; do
+            log "$sys: $w"
+            # Every workload starts on a fresh mount with a cold cache; the write
+            # workloads end with an unmount, which is counted with them.
+            "${sys_pfx}_cold"
+            "${sys_pfx}_mount"
+            "wl_$w"
+            case $w in seqwrite | randwrite | untar) ;; *) "${sys_pfx}_umount" ;; esac
+        done
+        stop_servers
     done
-    stop_servers
 done
 echo "loadavg_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 log "results in $OUT/results.tsv"
