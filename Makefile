@@ -7,6 +7,8 @@
 #   make test T=tests/t0100-store-dir.sh   one test, verbose
 #   make stress     thousands of kill -9 / crash-point trials of the volume writer
 #   make format     clang-format every source file
+#   make bench      install bench deps, build, run bench/run.sh (buoy vs s3backer,
+#                   ~40 min; BENCH_QUICK=1 for a few-minute trial) -> bench/RESULTS.md
 
 CC      ?= cc
 # make V=1 shows the full commands
@@ -54,14 +56,16 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 PLUGIN_SRCS := $(LIB_SRCS) src/fe/statsfile.c $(wildcard src/fe/nbdkit_*.c)
 PLUGIN_OBJS := $(PLUGIN_SRCS:%.c=$(OUT)/pic/%.o)
 PLUGIN    := $(OUT)/nbdkit-buoy-plugin.so
+BENCH_SRCS := $(wildcard bench/*.c)
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tools/%)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(OUT)/bench/%)
 
-.PHONY: all asan deps demo check unit test stress format clean
-all: $(OUT)/buoy $(OUT)/libbuoy.a $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS)
+.PHONY: all asan deps demo check unit test stress format clean bench
+all: $(OUT)/buoy $(OUT)/libbuoy.a $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -96,6 +100,11 @@ $(OUT)/tools/%: $(OUT)/tests/tools/%.o $(OUT)/libbuoy.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
 
+# Bench programs stand alone (they do not link libbuoy).
+$(OUT)/bench/%: $(OUT)/bench/%.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LDLIBS)
+
 asan:
 	$(MAKE) MODE=asan all
 
@@ -125,12 +134,18 @@ stress:
 	$(MAKE) MODE=asan all
 	TRIALS=$${TRIALS:-2000} prove -v build-asan/tests/test_vol_crash
 
+# The benchmarks use the release build.
+bench:
+	scripts/deps.sh --bench
+	$(MAKE) MODE=release all
+	bench/run.sh
+
 format:
-	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(wildcard src/fe/nbdkit_*.c) $(UNIT_SRCS) $(TOOL_SRCS) $(wildcard src/*/*.h tests/unit/*.h)
+	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(wildcard src/fe/nbdkit_*.c) $(UNIT_SRCS) $(TOOL_SRCS) $(BENCH_SRCS) $(wildcard src/*/*.h tests/unit/*.h)
 
 clean:
 	rm -rf build build-asan
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(PLUGIN_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/unit/%.d) \
-         $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tests/tools/%.d)
+         $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tests/tools/%.d) $(BENCH_SRCS:bench/%.c=$(OUT)/bench/%.d)
 .SECONDARY:

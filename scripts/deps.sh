@@ -4,6 +4,8 @@
 #
 #   scripts/deps.sh          from any directory; safe to run again (a no-op
 #                            run takes about a second)
+#   scripts/deps.sh --bench  also what only the benchmarks need (make bench):
+#                            gnuplot for the chart
 #
 # Three steps, one line of output each:
 #   1. Debian packages: checked with dpkg-query; apt-get runs only when some
@@ -25,6 +27,18 @@ DEBIAN_PKGS=(
     ca-certificates nodejs npm python3 perl valgrind
     keepalived
 )
+
+# Only for make bench (bench/run.sh, bench/report.py); make check does not need them.
+BENCH_PKGS=(gnuplot-nox)
+for arg in "$@"; do
+    case $arg in
+    --bench) DEBIAN_PKGS+=("${BENCH_PKGS[@]}") ;;
+    *)
+        echo "usage: scripts/deps.sh [--bench]" >&2
+        exit 2
+        ;;
+    esac
+done
 
 die() {
     echo "deps.sh: $*" >&2
