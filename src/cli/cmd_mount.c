@@ -77,13 +77,35 @@ int cli_unmount_fuse(const char *mp, int lazy, char *err, size_t errlen)
     return 0;
 }
 
-/* Waits up to two minutes for pid to exit. */
+/* 1 when pid is gone or a zombie (exited, not yet reaped by its parent). */
+static int exited(int pid)
+{
+    if (waitpid(pid, NULL, WNOHANG) == pid || (kill(pid, 0) < 0 && errno == ESRCH))
+        return 1;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+/* Waits up to two minutes for pid to exit.  After the unmount the daemon
+ * closes the volume and exits; if it has not after 3 s (a copy of the mount
+ * in another mount namespace keeps FUSE alive), SIGTERM makes it: everything
+ * was uploaded already, it only writes its checkpoint. */
 void cli_wait_exit(int pid)
 {
-    for (int i = 0; i < 1200 && pid > 0; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid || (kill(pid, 0) < 0 && errno == ESRCH))
+    for (int i = 0; i < 12000 && pid > 0; i++) {
+        if (exited(pid))
             return;
-        struct timespec ts = {0, 100 * 1000000L};
+        if (i == 300)
+            kill(pid, SIGTERM);
+        struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
 }

@@ -67,10 +67,10 @@ static int drain(const char *mp)
     int tty = isatty(2), shown = 0;
     time_t last = time(NULL);
     for (int tick = 0; !__atomic_load_n(&d.done, __ATOMIC_ACQUIRE); tick++) {
-        struct timespec ts = {0, 250 * 1000000L};
+        struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
-        if (tick < 4 || __atomic_load_n(&d.done, __ATOMIC_ACQUIRE))
-            continue; /* quick drains print nothing */
+        if (tick < 100 || tick % 25 || __atomic_load_n(&d.done, __ATOMIC_ACQUIRE))
+            continue; /* quick drains print nothing; then every 250 ms */
         char *st = sys_read_file(statsf);
         if (!st)
             continue;

@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,6 +337,11 @@ int fe_fuse_loop(void)
     int rc = fuse_loop_mt(g.fuse, cfg);
     fuse_loop_cfg_destroy(cfg);
     fuse_remove_signal_handlers(se);
+    /* from here the volume is being closed: a late SIGTERM (buoy umount
+     * sends one when the loop does not end) must not cut that short */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     fuse_unmount(g.fuse);
     fuse_destroy(g.fuse);
     g.fuse = NULL;
