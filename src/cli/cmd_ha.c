@@ -206,33 +206,5 @@ static void ha_usage(FILE *out)
 
 int cmd_ha(int argc, char **argv)
 {
-    if (argc < 2) {
-        ha_usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        ha_usage(stdout);
-        return EXIT_OK;
-    }
-    for (size_t i = 0; i < NVERBS; i++) {
-        const struct cli_cmd *v = &verbs[i];
-        struct cli_opts o = {.store = {.retries = -1}};
-        int n;
-        if (strcmp(argv[1], v->name) != 0)
-            continue;
-        if (cli_parse(v, argc - 1, argv + 1, &o, &n) < 0)
-            return EXIT_USAGE;
-        if (o.help) {
-            cli_usage("buoy ha", v, stdout);
-            return EXIT_OK;
-        }
-        if (n < v->min_args || (v->max_args >= 0 && n > v->max_args)) {
-            cli_error("ha %s: takes no arguments; see buoy ha %s --help", v->name, v->name);
-            return EXIT_USAGE;
-        }
-        cli_apply_logging(&o);
-        return v->run(&o, n, argv + 1);
-    }
-    cli_error("ha: unknown verb '%s'; see buoy ha --help", argv[1]);
-    return EXIT_USAGE;
+    return cli_run_verb("ha", verbs, NVERBS, ha_usage, argc, argv);
 }

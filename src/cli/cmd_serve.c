@@ -27,6 +27,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "vol/vol.h"
+#include "util/path.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -81,19 +82,6 @@ static char *absolute(const char *path)
     return xasprintf("%s/%s", cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path);
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* The plugin: $BUOY_NBDKIT_PLUGIN, else next to this executable, else in
  * ../lib/buoy beside it (an installed layout). */
@@ -405,7 +393,7 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
 
     if (check_volume(vol_url, o))
         goto out;
-    if (cache && (mkdirs(cache) < 0 || access(cache, W_OK | X_OK) < 0)) {
+    if (cache && (path_mkdirs(cache, 0700) < 0 || access(cache, W_OK | X_OK) < 0)) {
         cli_error("serve: cache dir %s: %s; choose another with --cache-dir", cache,
                   strerror(errno));
         goto out;

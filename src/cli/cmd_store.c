@@ -265,34 +265,5 @@ static void store_usage(FILE *out)
 
 int cmd_store(int argc, char **argv)
 {
-    if (argc < 2) {
-        store_usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        store_usage(stdout);
-        return EXIT_OK;
-    }
-    for (size_t i = 0; i < NVERBS; i++) {
-        const struct cli_cmd *v = &verbs[i];
-        struct cli_opts o = {.store = {.retries = -1}};
-        int n;
-        if (strcmp(argv[1], v->name) != 0)
-            continue;
-        if (cli_parse(v, argc - 1, argv + 1, &o, &n) < 0)
-            return EXIT_USAGE;
-        if (o.help) {
-            cli_usage("buoy store", v, stdout);
-            return EXIT_OK;
-        }
-        if (n < v->min_args || (v->max_args >= 0 && n > v->max_args)) {
-            cli_error("store %s: expected %s; see buoy store %s --help", v->name, v->args,
-                      v->name);
-            return EXIT_USAGE;
-        }
-        cli_apply_logging(&o);
-        return v->run(&o, n, argv + 1);
-    }
-    cli_error("store: unknown verb '%s'; use ls, get, put, rm or head", argv[1]);
-    return EXIT_USAGE;
+    return cli_run_verb("store", verbs, NVERBS, store_usage, argc, argv);
 }

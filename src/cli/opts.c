@@ -242,6 +242,47 @@ void cli_usage(const char *prefix, const struct cli_cmd *cmd, FILE *out)
         }
 }
 
+int cli_run_verb(const char *family, const struct cli_cmd *verbs, size_t n,
+                 void (*usage)(FILE *out), int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct cli_cmd *v = &verbs[i];
+        struct cli_opts o = {.store = {.retries = -1}};
+        char prefix[64];
+        int nargs;
+        if (strcmp(argv[1], v->name) != 0)
+            continue;
+        if (cli_parse(v, argc - 1, argv + 1, &o, &nargs) < 0)
+            return EXIT_USAGE;
+        snprintf(prefix, sizeof prefix, "buoy %s", family);
+        if (o.help) {
+            cli_usage(prefix, v, stdout);
+            return EXIT_OK;
+        }
+        if (nargs < v->min_args || (v->max_args >= 0 && nargs > v->max_args)) {
+            if (v->args[0])
+                cli_error("%s %s: expected %s; see %s %s --help", family, v->name, v->args,
+                          prefix, v->name);
+            else
+                cli_error("%s %s: takes no arguments; see %s %s --help", family, v->name, prefix,
+                          v->name);
+            return EXIT_USAGE;
+        }
+        cli_apply_logging(&o);
+        return v->run(&o, nargs, argv + 1);
+    }
+    cli_error("%s: unknown verb '%s'; see buoy %s --help", family, argv[1], family);
+    return EXIT_USAGE;
+}
+
 void cli_apply_logging(const struct cli_opts *o)
 {
     if (o->log_level) {

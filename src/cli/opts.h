@@ -83,6 +83,10 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_opts 
 void cli_usage(const char *prefix, const struct cli_cmd *cmd, FILE *out);
 /* "buoy: <msg>" on stderr; returns 1 so callers can `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "buoy FAMILY VERB ...": parses the verb's options from its table entry,
+ * handles --help and argument counts, and runs it (cmd_store, cmd_ha). */
+int cli_run_verb(const char *family, const struct cli_cmd *verbs, size_t n,
+                 void (*usage)(FILE *out), int argc, char **argv);
 /* Sets up logging from -v / --log-level. */
 void cli_apply_logging(const struct cli_opts *o);
 

@@ -68,6 +68,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/path.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -2185,19 +2186,6 @@ static void stop_sealer(struct vol *v)
 
 /* ---- open and close ---- */
 
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* One writer per cache dir and volume on this host: an flock on
  * CACHE_DIR/UUID/lock, holding the writer's pid for the error message.
@@ -2367,7 +2355,7 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         char uuid[37];
         super_uuid_str(v->sb.uuid, uuid);
         v->jdir = xasprintf("%s/%s/journal", o->cache_dir, uuid);
-        if (mkdirs(v->jdir) < 0) {
+        if (path_mkdirs(v->jdir, 0700) < 0) {
             snprintf(err, errlen, "cannot create %s: %s", v->jdir, strerror(errno));
             goto fail;
         }
