@@ -54,7 +54,7 @@ test_expect_success 'umount uploads, unmounts and the daemon exits cleanly' '
     pid=$(buoy_pid "$mp") &&
     "$BUOY" umount "$mp" &&
     not_mounted "$mp" &&
-    ! kill -0 "$pid" 2>/dev/null &&
+    gone "$pid" &&
     log_clean m1 &&
     "$BUOY" info "$url" >"$dir/info" &&
     grep -q "^checkpoint  ckpt/" "$dir/info"
@@ -72,8 +72,8 @@ test_expect_success 'SIGTERM: the daemon uploads, unmounts and exits' '
     dd if="$dir/more" of="$mp/disk" bs=1M seek=100 conv=notrunc status=none &&
     pid=$(buoy_pid "$mp") &&
     kill -TERM "$pid" &&
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done &&
-    ! kill -0 "$pid" 2>/dev/null &&
+    for i in $(seq 100); do gone "$pid" 2>/dev/null && break; sleep 0.1; done &&
+    gone "$pid" &&
     not_mounted "$mp" &&
     log_clean m2 &&
     buoy_mount m3 "$url" "$mp" --read-only &&

@@ -8,6 +8,7 @@
 #   log_clean NAME                     no sanitizer report in NAME's log
 #   not_mounted PATH                   nothing is mounted at PATH
 #   no_loop_on FILE                    no loop device is backed by FILE
+#   gone PID                           the process has exited (a zombie counts)
 #   overwrite FILE SEED N              N random 16 KiB writes in its first 8 MiB, fsync'd
 #   stored URL                         bytes of the volume's segment objects
 
@@ -66,4 +67,12 @@ PY
 
 stored() {
     "$BUOY" store ls -l "$1" seg/ | awk '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }'
+}
+
+gone() {
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+    case $st in Z*) return 0 ;; esac
+    echo "gone: process $1 is still running ($st)" >&2
+    return 1
 }
