@@ -33,7 +33,13 @@ int cmd_info(struct cli_opts *o, int argc, char **argv)
     vol_get_info(v, &in);
     vol_close(v);
 
-    struct store *s = cli_open_store(url, o);
+    /* URL@NAME: a snapshot; the objects are the volume's, at URL */
+    char base[4096];
+    snprintf(base, sizeof base, "%s", url);
+    char *at = strrchr(base, '@');
+    if (at && !strchr(at, '/'))
+        *at = '\0';
+    struct store *s = cli_open_store(base, o);
     if (!s)
         return EXIT_ERR;
     struct store_obj *segs = NULL, *ckpts = NULL;

@@ -203,6 +203,8 @@ static void test_gc_reclaims(void)
         memcpy(ref + off, buf, 16 << 10);
     }
     free(buf);
+    struct vol_stats w;
+    vol_get_stats(v, &w);
     is_int(vol_close(v), 0, "1500 overwrites of 16 KiB (6 times the volume)");
     uint64_t before = stored_bytes();
     v = open_vol(NULL);
@@ -215,6 +217,11 @@ static void test_gc_reclaims(void)
        (unsigned long long)calls, (unsigned long long)st.gc_segments_cleaned,
        (unsigned long long)st.segments_deleted);
     is_int(compare_all(v), -1, "the data is the same after GC");
+    diag("write amplification with a GC pass: %.2f (%llu bytes uploaded, %llu of them GC "
+         "copies, for %llu written)",
+         (double)(w.bytes_uploaded + st.bytes_uploaded) / (double)w.bytes_written,
+         (unsigned long long)(w.bytes_uploaded + st.bytes_uploaded),
+         (unsigned long long)st.gc_bytes_copied, (unsigned long long)w.bytes_written);
     is_int(vol_close(v), 0, "close");
     uint64_t after = stored_bytes();
     ok(after * 10 < before * 6 && after < VOL_SIZE * 3 / 2,
