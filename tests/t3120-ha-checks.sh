@@ -78,7 +78,7 @@ test_expect_success 'killed again: a second local restart' '
 
 test_expect_success 'killed a third time: no restarts left, n1 fails over and n2 serves' '
     kill_web 1 &&
-    ha_wait_state 2 active 20 &&
+    ha_wait_state 2 active 60 && # a restart that hangs takes its 20 s timeout first
     wait_served_by n2 &&
     ha_wait_state 1 standby 10 &&
     grep -q "flags hold" "$HA_DIR/status1" &&
