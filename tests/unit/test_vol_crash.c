@@ -18,7 +18,9 @@
  * torn and damaged journals).  A third series gives the writer's store
  * 1-40 ms of random latency per PUT, so several uploads are in flight and
  * finish out of order when the kill comes.  TRIALS (environment) sets the
- * number of kill trials; make check runs 200, then 50 of each other kind. */
+ * number of kill trials; make check runs 200, then 50 of each other kind:
+ * crash points, uploads out of order, kill -9 and crash points while GC
+ * copies and deletes, and a zstd volume. */
 #include "store/store.h"
 #include "tap.h"
 #include "voltest.h"
@@ -42,6 +44,7 @@
 static char root[] = "/tmp/buoy-test-crash-XXXXXX";
 static char url[300], cache[300];
 static int gc_mode; /* the writer runs the cleaner all the time, and vol_gc every 16 ops */
+static const char *compression = "none"; /* of the volumes series() makes */
 
 struct op {
     int kind; /* 0 write, 1 trim, 2 flush */
@@ -240,7 +243,7 @@ static struct trial run_trial(uint64_t seed, uint64_t start, const char *fault, 
 
 static void make_volume(void)
 {
-    voltest_make(url, NULL, VOL_SIZE, 32 << 10);
+    voltest_make_c(url, NULL, VOL_SIZE, 32 << 10, compression);
 }
 
 static void series(const char *name, int trials, uint64_t seed, int use_crash_points,
@@ -349,6 +352,10 @@ int main(void)
     snprintf(url, sizeof url, "%s/store-gc-points", root);
     series("crash_after_puts during GC", trials / 4 > 0 ? trials / 4 : 1, 15, 1, NULL);
     gc_mode = 0;
+    compression = "zstd"; /* packed segments: the same promise */
+    snprintf(url, sizeof url, "%s/store-zstd", root);
+    series("kill -9, zstd volume", trials / 4 > 0 ? trials / 4 : 1, 16, 0,
+           "latency=1,jitter=20,ops=put");
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
