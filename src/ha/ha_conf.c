@@ -104,6 +104,22 @@ int ha_parse_ms(const char *s, uint64_t *out)
     return 0;
 }
 
+/* Copies the quoted string at *p ("...", with \" and \\ escapes) to *o and
+ * moves both past it; -1 when the closing quote is missing. */
+static int copy_quoted(const char **p, char **o)
+{
+    const char *q = *p + 1;
+    while (*q && *q != '"') {
+        if (*q == '\\' && (q[1] == '"' || q[1] == '\\'))
+            q++;
+        *(*o)++ = *q++;
+    }
+    if (*q != '"')
+        return -1;
+    *p = q + 1;
+    return 0;
+}
+
 int ha_conf_tokens(const char *line, char **tok, int max, char *err, size_t errlen)
 {
     int n = 0;
@@ -119,34 +135,20 @@ int ha_conf_tokens(const char *line, char **tok, int max, char *err, size_t errl
         }
         char *t = xmalloc(strlen(p) + 1), *o = t;
         if (*p == '"') {
-            p++;
-            while (*p && *p != '"') {
-                if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-                    p++;
-                *o++ = *p++;
-            }
-            if (*p != '"') {
+            if (copy_quoted(&p, &o) < 0) {
                 free(t);
                 set_err(err, errlen, "unterminated quote");
                 goto fail;
             }
-            p++;
         } else {
             while (*p && *p != ' ' && *p != '\t' && *p != '\r') {
                 /* key="a b": quotes may also open inside a word */
                 if (*p == '"') {
-                    p++;
-                    while (*p && *p != '"') {
-                        if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-                            p++;
-                        *o++ = *p++;
-                    }
-                    if (*p != '"') {
+                    if (copy_quoted(&p, &o) < 0) {
                         free(t);
                         set_err(err, errlen, "unterminated quote");
                         goto fail;
                     }
-                    p++;
                     continue;
                 }
                 *o++ = *p++;
