@@ -230,9 +230,24 @@ static void test_fuzz(void)
        loaded, refused);
 }
 
+/* Words, quoted words with escapes, and key="a b" values. */
+static void test_tokens(void)
+{
+    char *tok[8], e[128];
+    int n = ha_conf_tokens("a \"b c\" d=\"e \\\"f\\\" g\" h", tok, 8, e, sizeof e);
+    ok(n == 4 && strcmp(tok[0], "a") == 0 && strcmp(tok[1], "b c") == 0 &&
+           strcmp(tok[2], "d=e \"f\" g") == 0 && strcmp(tok[3], "h") == 0,
+       "tokens: plain, quoted, key=\"quoted with escapes\", plain (%d)", n);
+    for (int i = 0; i < n; i++)
+        free(tok[i]);
+    ok(ha_conf_tokens("x key=\"open", tok, 8, e, sizeof e) < 0 && strstr(e, "unterminated"),
+       "an unterminated quote inside a word is refused: %s", e);
+}
+
 int main(void)
 {
     plan_no_plan();
+    test_tokens();
     if (!mkdtemp(dir))
         bail_out("mkdtemp");
     test_good();
