@@ -41,7 +41,7 @@ static int is_volume_key(const char *k)
 {
     return strcmp(k, SUPER_KEY) == 0 || strcmp(k, "lease") == 0 || strncmp(k, "seg/", 4) == 0 ||
            strncmp(k, "ckpt/", 5) == 0 || strncmp(k, "snap/", 5) == 0 ||
-           strncmp(k, "fence/", 6) == 0;
+           strncmp(k, "fence/", 6) == 0 || strncmp(k, "clones/", 7) == 0;
 }
 
 /* Deletes the old volume's objects, superblock last, with progress. */
@@ -198,6 +198,20 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
             cli_error("a volume already exists at %s (uuid %s); use --force to replace it "
                       "(its data is lost)",
                       url, uuid);
+            store_close(s);
+            return EXIT_ERR;
+        }
+        char **clones;
+        size_t nclones;
+        if (vol_live_clones(s, NULL, &o->store, &clones, &nclones, err, sizeof err) < 0 ||
+            nclones) {
+            if (nclones)
+                cli_error("%s has %zu clone%s reading its snapshots (%s%s); not replacing it", url,
+                          nclones, nclones == 1 ? "" : "s", clones[0],
+                          nclones > 1 ? " and others" : "");
+            else
+                cli_error("%s", err);
+            vol_free_urls(clones, nclones);
             store_close(s);
             return EXIT_ERR;
         }

@@ -65,14 +65,21 @@ int cmd_info(struct cli_opts *o, int argc, char **argv)
            b1, in.size, in.block_size, b2, in.compression);
     when((time_t)in.created, t, sizeof t);
     printf("created     %s\n", t);
+    if (in.base[0]) {
+        size_format(in.base_bytes, b1, sizeof b1);
+        printf("clone of    %s: %" PRIu64 " of its segments, %s, still read from there\n",
+               in.base, in.base_segments, b1);
+    }
     size_format(stored, b1, sizeof b1);
     printf("segments    %zu objects, %s; %" PRIu64 " hold live data; next seq %" PRIu64 "\n",
            nseg, b1, in.live_segments, in.next_seq);
-    size_format(in.live_bytes, b1, sizeof b1);
-    uint64_t garbage = stored > in.live_bytes ? stored - in.live_bytes : 0;
+    uint64_t own = in.live_bytes - in.base_bytes; /* a clone's base holds the rest */
+    size_format(own, b1, sizeof b1);
+    uint64_t garbage = stored > own ? stored - own : 0;
     size_format(garbage, b2, sizeof b2);
-    printf("live data   %s (%.1f%% of what is stored)\n", b1,
-           stored ? 100.0 * (double)in.live_bytes / (double)stored : 0.0);
+    printf("live data   %s (%.1f%% of what is stored)%s\n", b1,
+           stored ? 100.0 * (double)own / (double)stored : 0.0,
+           in.base[0] ? ", besides what the base holds" : "");
     printf("garbage     %s (overwritten, trimmed, and segment headers)\n", b2);
     if (nckpt) {
         when(ckpts[nckpt - 1].mtime, t, sizeof t);

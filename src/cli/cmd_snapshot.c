@@ -6,7 +6,8 @@
  *   create MOUNTPOINT NAME  a mounted volume: the daemon takes it, through
  *                           MOUNTPOINT/ctl, between two writes
  *   list URL                names, when, size of the map
- *   delete URL NAME         the data only it kept is freed by the next GC
+ *   delete URL NAME         the data only it kept is freed by the next GC;
+ *                           refused while a clone (buoy clone) reads it
  *
  * URL@NAME opens a snapshot read-only wherever a URL is taken (buoy mount -r,
  * buoy info, buoy serve -r). */
@@ -108,21 +109,18 @@ static int list(struct cli_opts *o, const char *url)
 
 static int delete(struct cli_opts *o, const char *url, const char *name)
 {
-    char key[SNAP_KEY_SIZE], err[STORE_ERRMSG_MAX];
-    if (!snap_name_ok(name))
-        return cli_error("'%s' is not a snapshot name", name);
-    struct store *s = cli_open_store(url, o);
-    if (!s)
+    char dir[PATH_MAX], err[STORE_ERRMSG_MAX];
+    struct vol_opts vo;
+    if (cli_vol_opts(o, &vo, dir, sizeof dir))
         return EXIT_ERR;
-    snap_key(name, key);
-    struct store_obj info;
-    enum store_err e = store_head(s, key, &info, err, sizeof err);
-    if (e == STORE_OK)
-        e = store_delete(s, key, STORE_COND_NONE, NULL, err, sizeof err);
-    store_close(s);
-    if (e == STORE_ENOTFOUND)
-        return cli_error("no snapshot named %s at %s", name, url), EXIT_NOTFOUND;
-    if (e)
+    int rc = vol_snapshot_delete(url, name, &vo, err, sizeof err);
+    if (rc == -ENOENT)
+        return cli_error("%s", err), EXIT_NOTFOUND;
+    if (rc == -EINVAL)
+        return cli_error("%s", err), EXIT_USAGE;
+    if (rc == -EBUSY)
+        return cli_error("%s; delete %s first", err, "the clones");
+    if (rc)
         return cli_error("%s", err);
     printf("snapshot %s deleted; GC frees what only it kept\n", name);
     return EXIT_OK;

@@ -17,6 +17,7 @@ int cmd_umount(struct cli_opts *o, int argc, char **argv);
 int cmd_stats(struct cli_opts *o, int argc, char **argv);
 int cmd_gc(struct cli_opts *o, int argc, char **argv);
 int cmd_snapshot(struct cli_opts *o, int argc, char **argv);
+int cmd_clone(struct cli_opts *o, int argc, char **argv);
 /* Fills vo from the volume options of o (cache dir into dir, with its
  * default); 0, or prints a one-line error and returns EXIT_ERR. */
 int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_t dirlen);

@@ -43,6 +43,11 @@ static const char *const snapshot_opts[] = {
     "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 
+static const char *const clone_opts[] = {
+    "help", "verbose", "log-level", "endpoint", "region", "addressing", "profile",
+    "unsigned-payload", "retries", NULL,
+};
+
 static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
 static const char *const stats_opts[] = {"help", "json", NULL};
 
@@ -74,6 +79,9 @@ static const struct cli_cmd commands[] = {
     {"snapshot", "create|list|delete URL|MOUNTPOINT [NAME]",
      "named, instant, copy-free states of a volume; URL@NAME opens one read-only", snapshot_opts, 2,
      3, cmd_snapshot},
+    {"clone", "URL@NAME NEWURL",
+     "make a writable volume at NEWURL that starts as snapshot NAME and shares its data", clone_opts,
+     2, 2, cmd_clone},
     {"gc", "URL",
      "garbage-collect a volume that is not in use: copy what is live out of mostly dead "
      "segments, delete them",
@@ -97,6 +105,7 @@ static void usage(FILE *out)
             "  stats MOUNTPOINT [--json]         requests, bytes, cache, cost\n"
             "  gc URL                            reclaim space of overwritten data\n"
             "  snapshot create|list|delete URL [NAME]   instant snapshots; URL@NAME reads one\n"
+            "  clone URL@NAME NEWURL             a writable copy of a snapshot, sharing its data\n"
             "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  ha run|status|standby|takeover    the failover daemon and its controls\n"

@@ -10,6 +10,9 @@
  *     segment-size 8388608
  *     compression none
  *     created 2026-11-21T05:40:00Z
+ *     base s3://bucket/vol@monday            (clones only: these three lines)
+ *     base-uuid 0b8e...
+ *     base-seq 1234
  *     check 1a2b3c4d5e6f7081
  *
  * `check` is the XXH3-64, 16 lower-case hex digits, of every byte before
@@ -118,6 +121,12 @@ void super_encode(const struct vol_super *sb, struct buf *out)
                "compression %s\ncreated %s\n",
                sb->version, uuid, sb->size, sb->block_size, sb->segment_size, sb->compression,
                when);
+    if (sb->base[0]) {
+        char bu[37];
+        super_uuid_str(sb->base_uuid, bu);
+        buf_printf(out, "base %s\nbase-uuid %s\nbase-seq %" PRIu64 "\n", sb->base, bu,
+                   sb->base_seq);
+    }
     buf_printf(out, "check %016llx\n",
                (unsigned long long)XXH3_64bits(out->p + start, out->len - start));
 }
@@ -133,7 +142,8 @@ static int parse_u64(const char *v, uint64_t *out)
 
 int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, size_t errlen)
 {
-    enum { F_UUID = 1, F_SIZE = 2, F_BS = 4, F_SEG = 8, F_COMP = 16, F_CREATED = 32 };
+    enum { F_UUID = 1, F_SIZE = 2, F_BS = 4, F_SEG = 8, F_COMP = 16, F_CREATED = 32,
+           F_BASE = 64, F_BASE_UUID = 128, F_BASE_SEQ = 256 };
     const char *check = NULL;
     unsigned seen = 0;
     memset(sb, 0, sizeof *sb);
@@ -166,7 +176,7 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
     const char *p = text;
     while (p < check) {
         const char *nl = memchr(p, '\n', (size_t)(check - p));
-        char line[256];
+        char line[SUPER_BASE_MAX + 64];
         size_t n = (size_t)(nl - p);
         if (!nl || n >= sizeof line) {
             snprintf(err, errlen, "superblock line too long");
@@ -211,6 +221,18 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
             bit = F_CREATED;
             sb->created = clock_parse_iso8601(v);
             bad = sb->created < 0;
+        } else if (strcmp(k, "base") == 0) {
+            bit = F_BASE;
+            const char *at = strrchr(v, '@');
+            bad = strlen(v) >= sizeof sb->base || !at || at == v;
+            if (!bad)
+                strcpy(sb->base, v);
+        } else if (strcmp(k, "base-uuid") == 0) {
+            bit = F_BASE_UUID;
+            bad = super_uuid_parse(v, sb->base_uuid) < 0;
+        } else if (strcmp(k, "base-seq") == 0) {
+            bit = F_BASE_SEQ;
+            bad = parse_u64(v, &sb->base_seq) < 0;
         } else
             continue; /* unknown fields from a later minor change are ignored */
         if (bad || (seen & bit)) {
@@ -219,8 +241,13 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
         }
         seen |= bit;
     }
-    if (seen != (F_UUID | F_SIZE | F_BS | F_SEG | F_COMP | F_CREATED)) {
+    unsigned clone = F_BASE | F_BASE_UUID | F_BASE_SEQ;
+    if ((seen & ~clone) != (F_UUID | F_SIZE | F_BS | F_SEG | F_COMP | F_CREATED)) {
         snprintf(err, errlen, "superblock lacks a field");
+        return -1;
+    }
+    if ((seen & clone) && (seen & clone) != clone) {
+        snprintf(err, errlen, "superblock has only some of base, base-uuid and base-seq");
         return -1;
     }
     return super_validate(sb, err, errlen);

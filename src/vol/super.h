@@ -10,6 +10,7 @@
 
 #define SUPER_KEY "super"
 #define SUPER_VERSION 1
+#define SUPER_BASE_MAX 1100 /* a URL of up to 1024 bytes, "@" and a snapshot name */
 
 struct vol_super {
     int version;
@@ -19,6 +20,12 @@ struct vol_super {
     uint32_t segment_size; /* bytes, a multiple of block_size, <= 256 MiB */
     char compression[16];  /* "none", "zstd" (level 3) or "zstd:N" (1..19) */
     time_t created;
+    /* A clone (buoy clone): the snapshot it started from, "URL@NAME" ("" for
+     * a volume of its own), that volume's uuid, and the snapshot's seq:
+     * segments up to base_seq are read from there, never written here. */
+    char base[SUPER_BASE_MAX];
+    uint8_t base_uuid[16];
+    uint64_t base_seq;
 };
 
 /* Checks the fields against the format's limits; -1 + err when out of them. */

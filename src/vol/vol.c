@@ -136,6 +136,19 @@ struct wseg {
 };
 enum { W_USER = 0, W_GC = 1 };
 
+/* Where segments live.  origins[0] is this volume; a clone's segments up to
+ * its base_seq belong to the snapshot it was cloned from, read from that
+ * volume's store (origins[1]), and so on up a chain of clones of clones.
+ * Origins past 0 are only read. */
+#define MAX_ORIGINS 9
+struct origin {
+    struct store *st; /* [0]: v->st */
+    struct io *io;    /* [0]: v->io */
+    uint8_t uuid[16];
+    uint64_t base_seq; /* segments above it are this origin's own */
+    char *url;
+};
+
 struct vol {
     pthread_mutex_t lock;
     struct store *st;
@@ -145,6 +158,8 @@ struct vol {
     uint32_t seg_blocks;
     uint32_t epoch;
     struct io *io;          /* the I/O thread: every store request goes through it */
+    struct origin origins[MAX_ORIGINS]; /* clones: whose store holds a segment */
+    unsigned norigins;
     int hold;               /* > 0: a read-modify-write holds the lock; waits keep it */
     int zstd_level;         /* > 0: segments are packed in zstd chunks (superblock) */
     struct map *map;
@@ -225,6 +240,23 @@ __attribute__((format(printf, 2, 3))) static int fail(struct vol *v, const char 
 
 /* ---- segments table ---- */
 
+/* The volume whose store holds segment seq: this one, or for a clone the
+ * snapshot's volume (or its own base, and so on). */
+static const struct origin *origin_of(const struct vol *v, uint64_t seq)
+{
+    unsigned i = 0;
+    while (i + 1 < v->norigins && seq <= v->origins[i].base_seq)
+        i++;
+    return &v->origins[i];
+}
+
+/* 1 for a clone's segment that belongs to the volume it was cloned from:
+ * never cleaned or deleted here (that volume's snapshot keeps it). */
+static int inherited(const struct vol *v, uint64_t seq)
+{
+    return seq <= v->sb.base_seq;
+}
+
 static uint32_t add_seg(struct vol *v, uint64_t seq, uint32_t epoch)
 {
     if (v->nsegs == v->cap) {
@@ -275,16 +307,17 @@ static struct seg_hdr *fetch_hdr(struct vol *v, uint32_t idx, char *err, size_t 
     char key[SEG_KEY_SIZE];
     struct buf b = {0};
     uint32_t hlen = 0;
+    const struct origin *og = origin_of(v, s->seq);
     seg_key(s->seq, s->epoch, key);
-    if (io_get(v->io, key, 0, SEG_FIXED_LEN, &b, err, errlen))
+    if (io_get(og->io, key, 0, SEG_FIXED_LEN, &b, err, errlen))
         goto fail;
     if (seg_peek(b.p, b.len, &hlen, err, errlen) != 0)
         goto fail;
-    if (hlen > b.len && io_get(v->io, key, 0, hlen, &b, err, errlen))
+    if (hlen > b.len && io_get(og->io, key, 0, hlen, &b, err, errlen))
         goto fail;
     struct seg_hdr *h = xcalloc(1, sizeof *h);
     if (seg_parse_header(b.p, b.len, h, err, errlen) != 0 ||
-        seg_check_identity(h, v->sb.uuid, s->seq, s->epoch, v->bs, err, errlen) != 0) {
+        seg_check_identity(h, og->uuid, s->seq, s->epoch, v->bs, err, errlen) != 0) {
         free(h);
         goto fail;
     }
@@ -579,6 +612,7 @@ struct fetch {
     size_t first, npieces;
     uint64_t lba_lo, lba_hi; /* the pieces' span, for read-ahead waits */
     char key[SEG_KEY_SIZE];
+    struct io *io;      /* the I/O thread of the segment's origin */
     struct io_req q;
     struct io_req hq;   /* the segment's header, when it was not cached at submit */
     int with_hdr;
@@ -691,6 +725,7 @@ static struct fetch *plan_fetches(struct read_ctx *c, size_t *nf)
     for (size_t i = 0; i < k; i++) {
         struct vseg *s = &v->segs[f[i].seg];
         seg_key(s->seq, s->epoch, f[i].key);
+        f[i].io = origin_of(v, s->seq)->io;
         f[i].q.r = (struct store_req){.op = STORE_GET, .key = f[i].key,
                                       .off = s->header_len + (uint64_t)f[i].block * v->bs,
                                       .len = (uint64_t)f[i].n * v->bs};
@@ -718,7 +753,8 @@ static struct seg_hdr *parse_hdr(struct vol *v, uint32_t idx, const struct buf *
     struct vseg *s = &v->segs[idx];
     struct seg_hdr *h = xcalloc(1, sizeof *h);
     if (seg_parse_header(b->p, b->len, h, err, errlen) != 0 ||
-        seg_check_identity(h, v->sb.uuid, s->seq, s->epoch, v->bs, err, errlen) != 0) {
+        seg_check_identity(h, origin_of(v, s->seq)->uuid, s->seq, s->epoch, v->bs, err,
+                           errlen) != 0) {
         free(h);
         return NULL;
     }
@@ -805,16 +841,17 @@ static int check_fetch(struct vol *v, struct fetch *f)
 static void submit_fetch(struct vol *v, struct fetch *f)
 {
     f->q.r.key = f->key;
-    io_submit(v->io, &f->q);
+    io_submit(f->io, &f->q);
     if (f->with_hdr) {
         f->hq.r.key = f->key;
-        io_submit(v->io, &f->hq);
+        io_submit(f->io, &f->hq);
     }
 }
 
 static int fetch_done(struct vol *v, struct fetch *f)
 {
-    return io_done(v->io, &f->q) && (!f->with_hdr || io_done(v->io, &f->hq));
+    (void)v;
+    return io_done(f->io, &f->q) && (!f->with_hdr || io_done(f->io, &f->hq));
 }
 
 /* Waits for f with the lock released (or kept, under v->hold). */
@@ -824,9 +861,9 @@ static void wait_fetch(struct vol *v, struct fetch *f)
     v->reads_waiting++;
     if (unlock)
         pthread_mutex_unlock(&v->lock);
-    io_wait(v->io, &f->q);
+    io_wait(f->io, &f->q);
     if (f->with_hdr)
-        io_wait(v->io, &f->hq);
+        io_wait(f->io, &f->hq);
     if (unlock)
         pthread_mutex_lock(&v->lock);
     v->reads_waiting--;
@@ -930,7 +967,8 @@ static int ensure_headers(struct vol *v, struct read_ctx *c)
         if (s->hdr || dup || !s->header_len)
             continue;
         h = xrealloc(h, (nh + 1) * sizeof *h);
-        h[nh] = (struct fetch){.seg = c->p[i].seg, .with_hdr = 1};
+        h[nh] = (struct fetch){.seg = c->p[i].seg, .with_hdr = 1,
+                               .io = origin_of(v, s->seq)->io};
         seg_key(s->seq, s->epoch, h[nh].key);
         h[nh].hq.r = (struct store_req){.op = STORE_GET, .key = h[nh].key, .len = s->header_len};
         nh++;
@@ -939,14 +977,14 @@ static int ensure_headers(struct vol *v, struct read_ctx *c)
         return 0;
     for (size_t k = 0; k < nh; k++) {
         h[k].hq.r.key = h[k].key;
-        io_submit(v->io, &h[k].hq);
+        io_submit(h[k].io, &h[k].hq);
     }
     int unlock = !v->hold;
     v->reads_waiting++;
     if (unlock)
         pthread_mutex_unlock(&v->lock);
     for (size_t k = 0; k < nh; k++)
-        io_wait(v->io, &h[k].hq);
+        io_wait(h[k].io, &h[k].hq);
     if (unlock)
         pthread_mutex_lock(&v->lock);
     v->reads_waiting--;
@@ -983,9 +1021,9 @@ static int read_blocks(struct vol *v, uint64_t lba, uint64_t n, char *out)
         if (unlock)
             pthread_mutex_unlock(&v->lock);
         for (size_t i = 0; i < nf; i++) {
-            io_wait(v->io, &f[i].q);
+            io_wait(f[i].io, &f[i].q);
             if (f[i].with_hdr)
-                io_wait(v->io, &f[i].hq);
+                io_wait(f[i].io, &f[i].hq);
         }
         if (unlock)
             pthread_mutex_lock(&v->lock);
@@ -1189,7 +1227,7 @@ static int is_dead(const struct vol *v, uint32_t i)
 {
     const struct vseg *s = &v->segs[i];
     return !s->live && !s->deleted && !s->mem && s->seq <= v->ckpt_seq && s->header_len &&
-           !pinned(v, s->seq, s->epoch);
+           !pinned(v, s->seq, s->epoch) && !inherited(v, s->seq);
 }
 
 /* Rule 8, after checkpoint `key` is durable: deletes every other checkpoint,
@@ -1618,9 +1656,9 @@ static int gc_segment(struct vol *v, uint32_t victim, uint64_t *copied)
         v->reads_waiting++; /* the victim is not deleted under us */
         pthread_mutex_unlock(&v->lock);
         for (size_t i = 0; i < nf; i++) {
-            io_wait(v->io, &f[i].q);
+            io_wait(f[i].io, &f[i].q);
             if (f[i].with_hdr)
-                io_wait(v->io, &f[i].hq);
+                io_wait(f[i].io, &f[i].hq);
         }
         pthread_mutex_lock(&v->lock);
         v->reads_waiting--;
@@ -1665,7 +1703,8 @@ static int64_t gc_pick(struct vol *v, double threshold)
     for (uint32_t i = 0; i < v->nsegs; i++) {
         const struct vseg *s = &v->segs[i];
         if (s->deleted || s->mem || !s->ndata || !s->live || !s->header_len ||
-            pinned(v, s->seq, s->epoch)) /* a snapshot keeps it anyway */
+            pinned(v, s->seq, s->epoch) || /* a snapshot keeps it anyway */
+            inherited(v, s->seq))          /* and so does the base's */
             continue;
         double u = (double)s->live / (double)s->ndata;
         if (u < best_u) {
@@ -1680,7 +1719,7 @@ static double garbage_ratio(const struct vol *v)
 {
     uint64_t data = 0, live = 0;
     for (uint32_t i = 0; i < v->nsegs; i++)
-        if (!v->segs[i].deleted && !v->segs[i].mem) {
+        if (!v->segs[i].deleted && !v->segs[i].mem && !inherited(v, v->segs[i].seq)) {
             data += v->segs[i].ndata;
             live += v->segs[i].live;
         }
@@ -1835,6 +1874,73 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A clone's origins (struct origin): the volume each base line names, up
+ * the chain, each checked to be the one cloned from (uuid) and to have the
+ * same block size.  Only read, so no fault injection and no lease. */
+static int open_origins(struct vol *v, const struct vol_opts *o, char *err, size_t errlen)
+{
+    char why[STORE_ERRMSG_MAX];
+    v->origins[0] = (struct origin){.st = v->st, .io = v->io, .base_seq = v->sb.base_seq};
+    memcpy(v->origins[0].uuid, v->sb.uuid, 16);
+    v->norigins = 1;
+    struct vol_super cur = v->sb;
+    while (cur.base[0]) {
+        if (v->norigins == MAX_ORIGINS) {
+            snprintf(err, errlen, "a chain of more than %d clones of clones is not supported",
+                     MAX_ORIGINS - 1);
+            return -1;
+        }
+        struct origin *og = &v->origins[v->norigins];
+        char *name = strrchr(cur.base, '@');
+        og->url = xstrndup(cur.base, (size_t)(name - cur.base));
+        struct store_opts so = o->store;
+        so.fault = NULL;
+        og->st = store_open(og->url, &so, why, sizeof why);
+        if (!og->st) {
+            snprintf(err, errlen, "the volume this one was cloned from: %s", why);
+            return -1;
+        }
+        og->io = io_start(og->st);
+        v->norigins++;
+        struct buf b = {0};
+        struct vol_super psb;
+        enum store_err e = io_get(og->io, SUPER_KEY, 0, 0, &b, why, sizeof why);
+        if (e == STORE_ENOTFOUND)
+            snprintf(why, sizeof why, "no volume there");
+        int bad = e || super_parse(b.p, b.len, &psb, why, sizeof why) < 0;
+        buf_free(&b);
+        if (!bad && memcmp(psb.uuid, cur.base_uuid, 16) != 0)
+            bad = snprintf(why, sizeof why, "another volume is there now (its uuid differs)");
+        else if (!bad && psb.block_size != v->bs)
+            bad = snprintf(why, sizeof why, "its block size differs");
+        if (bad) {
+            snprintf(err, errlen, "%s, the base of this clone: %s", cur.base, why);
+            return -1;
+        }
+        char sk[SNAP_KEY_SIZE];
+        snap_key(name + 1, sk);
+        if (io_get(og->io, sk, 0, 1, &b, why, sizeof why) == STORE_ENOTFOUND)
+            log_warn("%s, the snapshot this volume was cloned from, is gone: its volume's GC "
+                     "may delete data this one reads",
+                     cur.base);
+        buf_free(&b);
+        memcpy(og->uuid, psb.uuid, 16);
+        og->base_seq = psb.base_seq;
+        cur = psb;
+    }
+    return 0;
+}
+
+static void close_origins(struct vol *v)
+{
+    for (unsigned i = 1; i < v->norigins; i++) {
+        io_stop(v->origins[i].io);
+        store_close(v->origins[i].st);
+        free(v->origins[i].url);
+    }
+    v->norigins = 0;
+}
+
 /* Loads a decoded checkpoint (or snapshot) into the empty map and segs[]. */
 static int apply_checkpoint(struct vol *v, const struct ckpt *ck, const char *key, char *err,
                             size_t errlen)
@@ -1923,6 +2029,11 @@ static int load_checkpoint(struct vol *v, char *err, size_t errlen)
         break;
     }
     store_list_free(list, n);
+    if (!rc && v->sb.base[0] && v->next_seq <= v->sb.base_seq) { /* buoy clone wrote one */
+        snprintf(err, errlen, "this clone of %s has lost its first checkpoint (ckpt/ is %s)",
+                 v->sb.base, n ? "unusable" : "empty");
+        rc = -1;
+    }
     return rc;
 }
 
@@ -2232,6 +2343,7 @@ static void free_vol(struct vol *v)
     fence_free(&v->fences);
     io_stop(v->io); /* waits for what is in flight: those requests point into v */
     v->io = NULL;
+    close_origins(v);
     if (v->st)
         store_close(v->st);
     v->st = NULL;
@@ -2341,6 +2453,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     }
     v->bs = v->sb.block_size;
     v->nblocks = v->sb.size / v->bs;
+    if (open_origins(v, o, err, errlen) < 0)
+        goto fail;
     v->seg_blocks = v->sb.segment_size / v->bs;
     v->durability_local = o->durability_local;
     v->ckpt_every = o->checkpoint_every > 0 ? (uint32_t)o->checkpoint_every : 64;
@@ -2394,7 +2508,7 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
               scan_segments(v, err, errlen) < 0 ||
               (fence_early && write_fence(v, err, errlen) < 0) ||
               (!v->read_only && replay_journals(v, err, errlen) < 0);
-    if (!rrc)
+    if (!rrc && !v->snapshot) /* a snapshot's later segments are the volume's, not a gap */
         report_gap(v);
     if (!rrc && !v->read_only && !fence_early && write_fence(v, err, errlen) < 0)
         rrc = 1;
@@ -2494,6 +2608,12 @@ void vol_get_info(struct vol *v, struct vol_info *out)
     out->segment_size = v->sb.segment_size;
     out->created = v->sb.created;
     snprintf(out->compression, sizeof out->compression, "%s", v->sb.compression);
+    snprintf(out->base, sizeof out->base, "%s", v->sb.base);
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        if (inherited(v, v->segs[i].seq) && v->segs[i].live) {
+            out->base_segments++;
+            out->base_bytes += (uint64_t)v->segs[i].live * v->bs;
+        }
     out->next_seq = v->next_seq;
     for (uint32_t i = 0; i < v->nsegs; i++) {
         out->live_segments += v->segs[i].live > 0;
@@ -2510,6 +2630,16 @@ static void compute_stats(struct vol *v, struct vol_stats *out)
 {
     *out = v->stats;
     io_get_stats(v->io, &out->store);
+    for (unsigned i = 1; i < v->norigins; i++) { /* a clone's reads of its base */
+        struct store_stats b;
+        io_get_stats(v->origins[i].io, &b);
+        for (int k = 0; k < STORE_NOPS; k++)
+            out->store.requests[k] += b.requests[k];
+        for (int k = 0; k < STORE_NERR; k++)
+            out->store.errors[k] += b.errors[k];
+        out->store.bytes_down += b.bytes_down;
+        out->store.retries += b.retries;
+    }
     out->extents = map_count(v->map);
     out->map_bytes = map_mem_bytes(v->map);
     out->pending_bytes = 0;

@@ -102,6 +102,8 @@ struct vol_info {
     uint64_t extents;
     uint64_t map_bytes;
     char compression[16]; /* the superblock's: none, zstd, zstd:N */
+    char base[1100];      /* a clone's URL@NAME, "" for a volume of its own */
+    uint64_t base_segments, base_bytes; /* a clone's: live data still read from its base */
 };
 void vol_get_info(struct vol *v, struct vol_info *out);
 
@@ -121,6 +123,28 @@ int vol_gc(struct vol *v, double threshold, vol_gc_progress_fn progress, void *a
  * copied).  URL@NAME opens it read-only; GC keeps what it references.
  * 0, or -errno with the reason in err (-EEXIST: the name is taken). */
 int vol_snapshot(struct vol *v, const char *name, char *err, size_t errlen);
+
+/* Clones (buoy clone): a writable volume at dst that starts as snapshot src
+ * (URL@NAME) and shares its segments; nothing is copied.  The base keeps
+ * the snapshot while the clone exists (a record clones/NAME/UUID in it).
+ * 0, or -errno with the reason in err (-EEXIST: a volume is at dst). */
+struct vol_clone_info {
+    char uuid[37];
+    uint64_t segments, bytes; /* shared with the base */
+    uint64_t base_seq;        /* the snapshot's seq: the clone's segments follow it */
+};
+int vol_clone(const char *src, const char *dst, const struct vol_opts *o,
+              struct vol_clone_info *out, char *err, size_t errlen);
+/* Deletes snapshot name of the volume at url, unless a clone still reads it
+ * (-EBUSY naming it); records of clones that are gone are removed on the
+ * way.  -ENOENT: no such snapshot. */
+int vol_snapshot_delete(const char *url, const char *name, const struct vol_opts *o, char *err,
+                        size_t errlen);
+/* The clones made from snapshot name (NULL: from any) of the volume whose
+ * store is s that still exist, as URLs (vol_free_urls). */
+int vol_live_clones(struct store *s, const char *name, const struct store_opts *so, char ***urls,
+                    size_t *n, char *err, size_t errlen);
+void vol_free_urls(char **urls, size_t n);
 
 /* For tests: stop (1) or resume (0) renewing the writer lease, as a writer
  * cut off from the store would; 2 also stops it noticing, as a writer whose

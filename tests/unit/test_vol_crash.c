@@ -20,7 +20,8 @@
  * finish out of order when the kill comes.  TRIALS (environment) sets the
  * number of kill trials; make check runs 200, then 50 of each other kind:
  * crash points, uploads out of order, kill -9 and crash points while GC
- * copies and deletes, and a zstd volume. */
+ * copies and deletes, a zstd volume, and a clone (its base's segments
+ * shared, GC running: the clone's crashes and GC never touch its base). */
 #include "store/store.h"
 #include "tap.h"
 #include "voltest.h"
@@ -45,6 +46,8 @@ static char root[] = "/tmp/buoy-test-crash-XXXXXX";
 static char url[300], cache[300];
 static int gc_mode; /* the writer runs the cleaner all the time, and vol_gc every 16 ops */
 static const char *compression = "none"; /* of the volumes series() makes */
+static int clone_mode; /* series() crashes a clone of a snapshot (buoy clone), not a new volume */
+static char base_url[320];
 
 struct op {
     int kind; /* 0 write, 1 trim, 2 flush */
@@ -241,9 +244,58 @@ static struct trial run_trial(uint64_t seed, uint64_t start, const char *fault, 
     return t;
 }
 
-static void make_volume(void)
+/* The volume series() crashes, its content in ref.  A clone: the base is
+ * filled, snapshotted, then overwritten (so the snapshot alone keeps the
+ * clone's data), and cloned. */
+static void make_volume(char *ref)
 {
-    voltest_make_c(url, NULL, VOL_SIZE, 32 << 10, compression);
+    if (!clone_mode) {
+        voltest_make_c(url, NULL, VOL_SIZE, 32 << 10, compression);
+        return;
+    }
+    char err[512], src[400];
+    snprintf(base_url, sizeof base_url, "%s-base", url);
+    voltest_make_c(base_url, NULL, VOL_SIZE, 32 << 10, compression);
+    struct vol_opts o = {.store = {.retries = -1}, .cache_dir = cache};
+    struct vol *v = vol_open(base_url, &o, err, sizeof err);
+    if (!v)
+        bail_out(err);
+    struct rng r;
+    rng_seed(&r, 99);
+    for (uint64_t i = 0; i < VOL_SIZE; i++)
+        ref[i] = (char)rng_next(&r);
+    char *later = xmalloc(VOL_SIZE);
+    for (uint64_t i = 0; i < VOL_SIZE; i++)
+        later[i] = (char)rng_next(&r);
+    if (vol_write(v, ref, 0, VOL_SIZE, 0) || vol_snapshot(v, "base", err, sizeof err) ||
+        vol_write(v, later, 0, VOL_SIZE, 0) || vol_close(v))
+        bail_out("filling the clone's base failed");
+    free(later);
+    snprintf(src, sizeof src, "%s@base", base_url);
+    struct vol_clone_info ci;
+    if (vol_clone(src, url, &o, &ci, err, sizeof err))
+        bail_out(err);
+}
+
+/* A clone series' end: the base still reads as the snapshot was, and none
+ * of its segments went missing. */
+static void check_base(const char *name)
+{
+    char err[512], src[400];
+    struct rng r;
+    rng_seed(&r, 99);
+    char *want = xmalloc(VOL_SIZE), *got = xmalloc(VOL_SIZE);
+    for (uint64_t i = 0; i < VOL_SIZE; i++)
+        want[i] = (char)rng_next(&r);
+    snprintf(src, sizeof src, "%s@base", base_url);
+    struct vol_opts o = {.store = {.retries = -1}, .read_only = 1};
+    struct vol *v = vol_open(src, &o, err, sizeof err);
+    ok(v && vol_read(v, got, 0, VOL_SIZE) == 0 && memcmp(got, want, VOL_SIZE) == 0,
+       "%s: the base's snapshot still reads as it was taken", name);
+    if (v)
+        vol_close(v);
+    free(want);
+    free(got);
 }
 
 static void series(const char *name, int trials, uint64_t seed, int use_crash_points,
@@ -257,7 +309,7 @@ static void series(const char *name, int trials, uint64_t seed, int use_crash_po
     uint64_t out_of_order = 0;
     uint64_t total_acked = 0, max_gap = 0;
     char why[512] = "";
-    make_volume();
+    make_volume(ref);
     for (int t = 0; t < trials; t++) {
         char fault[96];
         int kill_ms = (int)rng_below(&r, 120);
@@ -326,6 +378,8 @@ static void series(const char *name, int trials, uint64_t seed, int use_crash_po
          "durable past a lost one and recovered through its journal",
          name, (unsigned long long)total_acked, (unsigned long long)max_gap, torn,
          (unsigned long long)out_of_order);
+    if (clone_mode)
+        check_base(name);
     free(ref);
 }
 
@@ -356,6 +410,12 @@ int main(void)
     snprintf(url, sizeof url, "%s/store-zstd", root);
     series("kill -9, zstd volume", trials / 4 > 0 ? trials / 4 : 1, 16, 0,
            "latency=1,jitter=20,ops=put");
+    compression = "none";
+    clone_mode = gc_mode = 1; /* a clone with its GC running: its base is never touched */
+    snprintf(url, sizeof url, "%s/store-clone", root);
+    series("kill -9, a clone during GC", trials / 4 > 0 ? trials / 4 : 1, 17, 0,
+           "latency=1,jitter=20,ops=put+get");
+    clone_mode = gc_mode = 0;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
