@@ -4,8 +4,8 @@
 # diverges from its parent (both written, both garbage-collected), and
 # both stay fsck-clean with their own files; buoy info names the base;
 # the snapshot cannot be deleted nor the parent replaced while the clone
-# exists, and can once it is gone; the same clone on moto; errors are
-# one line.
+# exists, and can once buoy delete has removed it; the same clone on
+# moto; errors are one line.
 . tests/lib/test-lib.sh
 . tests/lib/fuse-lib.sh
 requires mkfs.ext4 fsck.ext4 blkid findmnt
@@ -91,6 +91,8 @@ test_expect_success 'the snapshot and the parent are kept while the clone exists
     grep -q "snapshot monday has 1 clone, which reads its data: $c" "$dir/err" &&
     test_expect_code 1 "$BUOY" create "$p" --size 64M --force 2>"$dir/err" &&
     grep -q "has 1 clone reading its snapshots" "$dir/err" &&
+    test_expect_code 1 "$BUOY" delete "$p" 2>"$dir/err" &&
+    grep -q "has 1 clone reading its snapshots ($c); delete it first" "$dir/err" &&
     "$BUOY" snapshot list "$p" | grep -q "^monday "
 '
 
@@ -103,8 +105,15 @@ test_expect_success 'errors are one line: no snapshot, no @NAME, a volume alread
     grep -q "a volume already exists at $c" "$dir/err"
 '
 
-test_expect_success 'once the clone is gone the snapshot can be deleted, and GC frees its data' '
-    rm -rf "$c" &&
+test_expect_success 'buoy delete: refused while mounted; then the snapshot can go and GC frees its data' '
+    buoy_mount c3 "$c" "$mp" &&
+    test_expect_code 1 "$BUOY" delete "$c" 2>"$dir/err" &&
+    grep -q "is in use by .* stop it first" "$dir/err" &&
+    "$BUOY" umount "$mp" &&
+    "$BUOY" delete "$c" >"$dir/out" &&
+    grep -q "deleted volume $c" "$dir/out" &&
+    test_expect_code 1 "$BUOY" info "$c" 2>/dev/null &&
+    test -z "$(ls "$p/clones/monday" 2>/dev/null)" &&
     before=$(stored "$p") &&
     "$BUOY" snapshot delete "$p" monday >/dev/null &&
     "$BUOY" gc "$p" --threshold 0.99 --cache-dir "$cache_root/p2" >/dev/null &&

@@ -44,8 +44,8 @@ static int is_volume_key(const char *k)
            strncmp(k, "fence/", 6) == 0 || strncmp(k, "clones/", 7) == 0;
 }
 
-/* Deletes the old volume's objects, superblock last, with progress. */
-static int wipe(struct store *s, const char *url)
+/* Deletes the volume's objects, superblock last, with progress. */
+int cli_wipe_volume(struct store *s, const char *url)
 {
     struct store_obj *list;
     size_t n, done = 0, total = 0;
@@ -68,13 +68,13 @@ static int wipe(struct store *s, const char *url)
         }
         done++;
         if (tty && clock_mono_ms() - last > 200) {
-            fprintf(stderr, "\rbuoy: deleting the old volume at %s: %zu/%zu objects", url, done,
+            fprintf(stderr, "\rbuoy: deleting the volume at %s: %zu/%zu objects", url, done,
                     total);
             last = clock_mono_ms();
         }
     }
     if (tty && total)
-        fprintf(stderr, "\rbuoy: deleted the old volume's %zu objects%30s\n", total, "");
+        fprintf(stderr, "\rbuoy: deleted the volume's %zu objects%30s\n", total, "");
     store_list_free(list, n);
     if (store_delete(s, SUPER_KEY, STORE_COND_NONE, NULL, err, sizeof err)) {
         cli_error("%s", err);
@@ -215,7 +215,7 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
             store_close(s);
             return EXIT_ERR;
         }
-        if (wipe(s, url) < 0) {
+        if (cli_wipe_volume(s, url) < 0) {
             store_close(s);
             return EXIT_ERR;
         }

@@ -18,6 +18,10 @@ int cmd_stats(struct cli_opts *o, int argc, char **argv);
 int cmd_gc(struct cli_opts *o, int argc, char **argv);
 int cmd_snapshot(struct cli_opts *o, int argc, char **argv);
 int cmd_clone(struct cli_opts *o, int argc, char **argv);
+int cmd_delete(struct cli_opts *o, int argc, char **argv);
+/* Deletes a volume's objects (super, lease, seg/, ckpt/, snap/, fence/,
+ * clones/), the superblock last, with progress; 0, or -1 with the error printed. */
+int cli_wipe_volume(struct store *s, const char *url);
 /* Fills vo from the volume options of o (cache dir into dir, with its
  * default); 0, or prints a one-line error and returns EXIT_ERR. */
 int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_t dirlen);

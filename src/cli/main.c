@@ -48,6 +48,11 @@ static const char *const clone_opts[] = {
     "unsigned-payload", "retries", NULL,
 };
 
+static const char *const delete_opts[] = {
+    "help", "verbose", "log-level", "force", "endpoint", "region", "addressing", "profile",
+    "unsigned-payload", "retries", NULL,
+};
+
 static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
 static const char *const stats_opts[] = {"help", "json", NULL};
 
@@ -82,6 +87,9 @@ static const struct cli_cmd commands[] = {
     {"clone", "URL@NAME NEWURL",
      "make a writable volume at NEWURL that starts as snapshot NAME and shares its data", clone_opts,
      2, 2, cmd_clone},
+    {"delete", "URL",
+     "delete a volume and its snapshots (refused while it is in use or a clone reads it)",
+     delete_opts, 1, 1, cmd_delete},
     {"gc", "URL",
      "garbage-collect a volume that is not in use: copy what is live out of mostly dead "
      "segments, delete them",
@@ -106,6 +114,7 @@ static void usage(FILE *out)
             "  gc URL                            reclaim space of overwritten data\n"
             "  snapshot create|list|delete URL [NAME]   instant snapshots; URL@NAME reads one\n"
             "  clone URL@NAME NEWURL             a writable copy of a snapshot, sharing its data\n"
+            "  delete URL                        delete a volume, its snapshots and its data\n"
             "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  ha run|status|standby|takeover    the failover daemon and its controls\n"

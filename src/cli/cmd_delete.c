@@ -1,0 +1,92 @@
+/* cmd_delete.c - "buoy delete URL": delete a volume, its snapshots and all
+ * its data.
+ *
+ * Refused while a clone reads one of its snapshots (the clone would lose
+ * its data), and while its lease is held (a writer may be using it; --force
+ * for a writer known to be dead).  A clone's record in its base is removed
+ * too, so the base's snapshot can then be deleted. */
+#include "commands.h"
+#include "store/lease.h"
+#include "util/log.h"
+#include "vol/super.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Removes the clone's record clones/NAME/UUID from its base; a warning when
+ * that fails (buoy snapshot delete removes stale records anyway). */
+static void drop_record(struct cli_opts *o, const struct vol_super *sb)
+{
+    char err[STORE_ERRMSG_MAX], key[SUPER_BASE_MAX], uuid[37];
+    const char *at = strrchr(sb->base, '@');
+    char *url = strndup(sb->base, (size_t)(at - sb->base));
+    super_uuid_str(sb->uuid, uuid);
+    snprintf(key, sizeof key, "clones/%s/%s", at + 1, uuid);
+    struct store *s = store_open(url, &o->store, err, sizeof err);
+    if (!s || store_delete(s, key, STORE_COND_NONE, NULL, err, sizeof err))
+        log_warn("removing this clone's record %s from %s: %s", key, url, err);
+    if (s)
+        store_close(s);
+    free(url);
+}
+
+int cmd_delete(struct cli_opts *o, int argc, char **argv)
+{
+    (void)argc;
+    const char *url = argv[0];
+    char err[STORE_ERRMSG_MAX], why[256];
+    struct store *s = cli_open_store(url, o);
+    if (!s)
+        return EXIT_ERR;
+    struct buf b = {0};
+    struct vol_super sb;
+    int rc = EXIT_ERR;
+    enum store_err e = store_get(s, SUPER_KEY, 0, 0, &b, NULL, err, sizeof err);
+    if (e == STORE_ENOTFOUND) {
+        cli_error("no volume at %s", url);
+        rc = EXIT_NOTFOUND;
+        goto out;
+    }
+    if (e || super_parse(b.p, b.len, &sb, why, sizeof why) < 0) {
+        cli_error("%s", e ? err : why);
+        goto out;
+    }
+    char **clones;
+    size_t n;
+    if (vol_live_clones(s, NULL, &o->store, &clones, &n, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        goto out;
+    }
+    if (n)
+        cli_error("%s has %zu clone%s reading its snapshots (%s%s); delete %s first", url, n,
+                  n == 1 ? "" : "s", clones[0], n > 1 ? " and others" : "",
+                  n == 1 ? "it" : "them");
+    vol_free_urls(clones, n);
+    if (n)
+        goto out;
+    b.len = 0;
+    struct lease_rec lr;
+    if (store_get(s, "lease", 0, 0, &b, NULL, err, sizeof err) == STORE_OK &&
+        lease_parse(b.p, b.len, &lr, why, sizeof why) == 0 && !lr.released && !o->force) {
+        char t[40];
+        struct tm tm;
+        time_t when = (time_t)lr.renewed;
+        strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&when, &tm));
+        cli_error("%s is in use by %s on %s (lease last renewed %s); stop it first, or use "
+                  "--force if that writer is gone",
+                  url, lr.holder, lr.host, t);
+        goto out;
+    }
+    if (cli_wipe_volume(s, url) < 0)
+        goto out;
+    if (sb.base[0])
+        drop_record(o, &sb);
+    printf("deleted volume %s\n", url);
+    rc = EXIT_OK;
+out:
+    buf_free(&b);
+    store_close(s);
+    return rc;
+}
