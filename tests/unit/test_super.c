@@ -1,9 +1,12 @@
 /* test_super.c - the superblock's text form and the size parser. */
 #include "tap.h"
+#include "util/mem.h"
 #include "util/size.h"
 #include "vol/super.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 static void test_sizes(void)
 {
@@ -105,11 +108,47 @@ static void test_limits(void)
        "junk is not a superblock: %s", err);
 }
 
+/* A clone's three base lines: kept, and all or none. */
+static void test_clone_lines(void)
+{
+    struct vol_super sb = sample(), back;
+    struct buf b = {0};
+    char err[256];
+    snprintf(sb.base, sizeof sb.base, "s3://bucket/vols/a@monday");
+    super_new_uuid(sb.base_uuid);
+    sb.base_seq = 1234;
+    super_encode(&sb, &b);
+    is_int(super_parse(b.p, b.len, &back, err, sizeof err), 0, "a clone's superblock parses");
+    ok(strcmp(back.base, sb.base) == 0 && memcmp(back.base_uuid, sb.base_uuid, 16) == 0 &&
+           back.base_seq == 1234,
+       "base, base-uuid and base-seq survive");
+    /* drop the base-seq line and fix the check: refused */
+    char *text = xstrndup(b.p, b.len);
+    char *line = strstr(text, "base-seq ");
+    char *check = strstr(text, "check ");
+    memmove(line, check, strlen(check) + 1);
+    struct buf c = {0};
+    buf_append(&c, text, (size_t)(line - text));
+    buf_printf(&c, "check %016llx\n", (unsigned long long)XXH3_64bits(c.p, c.len));
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) < 0 && strstr(err, "only some of base"),
+       "a superblock with only some of the base lines is refused: %s", err);
+    struct vol_super plain = sample();
+    buf_free(&b);
+    super_encode(&plain, &b);
+    ok(super_parse(b.p, b.len, &back, err, sizeof err) == 0 && back.base[0] == '\0' &&
+           back.base_seq == 0,
+       "a volume of its own has no base");
+    free(text);
+    buf_free(&b);
+    buf_free(&c);
+}
+
 int main(void)
 {
     plan_no_plan();
     test_sizes();
     test_roundtrip();
     test_limits();
+    test_clone_lines();
     return done_testing();
 }
