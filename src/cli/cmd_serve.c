@@ -46,7 +46,6 @@
 #include <unistd.h>
 
 #define PLUGIN_NAME "nbdkit-buoy-plugin.so"
-#define DEFAULT_CACHE_DIR "/var/cache/buoy"
 #define MAX_ARGS 64
 
 struct argv_list {
@@ -384,7 +383,13 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
         return EXIT_ERR;
     /* A path URL is made absolute; scheme URLs (s3://, dir:///) are left. */
     char *vol_url = strstr(url, "://") ? xstrdup(url) : absolute(url);
-    char *cache = o->read_only ? NULL : absolute(o->cache_dir ? o->cache_dir : DEFAULT_CACHE_DIR);
+    char cdir[PATH_MAX];
+    if (!o->read_only && cli_cache_dir(o, cdir, sizeof cdir)) {
+        free(plugin);
+        free(vol_url);
+        return EXIT_ERR;
+    }
+    char *cache = o->read_only ? NULL : absolute(cdir);
     char *sock = o->socket_path ? absolute(o->socket_path) : NULL;
     char *pid = o->pid_file ? absolute(o->pid_file) : NULL;
     if (!pid && !o->foreground && !o->run_cmd) /* the background needs one to know it started */

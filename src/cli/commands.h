@@ -25,6 +25,9 @@ int cli_wipe_volume(struct store *s, const char *url);
 /* Fills vo from the volume options of o (cache dir into dir, with its
  * default); 0, or prints a one-line error and returns EXIT_ERR. */
 int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_t dirlen);
+/* The cache dir: --cache-dir, else /var/cache/buoy for root, else
+ * $XDG_CACHE_HOME/buoy or ~/.cache/buoy.  0, or EXIT_ERR with the error printed. */
+int cli_cache_dir(const struct cli_opts *o, char *dir, size_t dirlen);
 /* Unmounts a buoy FUSE mount (fusermount3 when not root); 0, or -1 and err. */
 int cli_unmount_fuse(const char *mp, int lazy, char *err, size_t errlen);
 /* Waits up to two minutes for process pid to exit. */

@@ -8,14 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_t dirlen)
+int cli_cache_dir(const struct cli_opts *o, char *dir, size_t dirlen)
 {
-    memset(vo, 0, sizeof *vo);
-    vo->store = o->store;
-    vo->read_only = o->read_only;
-    vo->gc = !o->no_gc;
-    vo->takeover = o->takeover;
-    vo->lease_ms = o->lease_ms;
     if (o->cache_dir)
         snprintf(dir, dirlen, "%s", o->cache_dir);
     else if (geteuid() == 0)
@@ -26,6 +20,19 @@ int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_
         snprintf(dir, dirlen, "%s/.cache/buoy", getenv("HOME"));
     else
         return cli_error("no --cache-dir given and no HOME to put one in");
+    return 0;
+}
+
+int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_t dirlen)
+{
+    memset(vo, 0, sizeof *vo);
+    vo->store = o->store;
+    vo->read_only = o->read_only;
+    vo->gc = !o->no_gc;
+    vo->takeover = o->takeover;
+    vo->lease_ms = o->lease_ms;
+    if (cli_cache_dir(o, dir, dirlen))
+        return EXIT_ERR;
     vo->cache_dir = dir;
     if (o->cache_size) {
         uint64_t n;

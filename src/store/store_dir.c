@@ -447,6 +447,36 @@ static void dir_submit(struct store *s, struct store_req *r)
     d->tail = r;
 }
 
+/* The root is made by the first PUT, so that reading a mistyped path
+ * leaves nothing behind.  0 when it is open now; -1 when it does not exist
+ * (and create is 0) or cannot be made, with errno. */
+static int ensure_root(struct dir_store *d, int create)
+{
+    if (d->root_fd >= 0)
+        return 0;
+    int fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* another opener may be creating it right now */
+    if (fd < 0 && errno == ENOENT && create && (mkdir(d->root, 0755) == 0 || errno == EEXIST))
+        fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    d->root_fd = fd;
+    clean_temp(fd);
+    return 0;
+}
+
+/* A request on a root that does not exist: nothing is there. */
+static void no_root(struct dir_store *d, struct store_req *r)
+{
+    if (r->op == STORE_LIST || (r->op == STORE_DELETE && r->cond != STORE_IF_MATCH))
+        return; /* an empty list; deleting a missing key is fine */
+    if (r->op == STORE_PUT)
+        store_fail(&d->base, r, STORE_EFATAL, "cannot create directory store %s: %s", d->root,
+                   strerror(errno));
+    else
+        store_fail(&d->base, r, STORE_ENOTFOUND, "no such object");
+}
+
 static int dir_run(struct store *s, int timeout_ms)
 {
     struct dir_store *d = DIR_OF(s);
@@ -457,23 +487,26 @@ static int dir_run(struct store *s, int timeout_ms)
         struct store_req *next = r->qnext;
         r->attempts++;
         s->stats->requests[r->op]++;
-        switch (r->op) {
-        case STORE_GET:
-            do_get(d, r, 0);
-            break;
-        case STORE_HEAD:
-            do_get(d, r, 1);
-            break;
-        case STORE_PUT:
-            do_put(d, r);
-            break;
-        case STORE_DELETE:
-            do_delete(d, r);
-            break;
-        case STORE_LIST:
-            do_list(d, r);
-            break;
-        }
+        if (ensure_root(d, r->op == STORE_PUT) < 0)
+            no_root(d, r);
+        else
+            switch (r->op) {
+            case STORE_GET:
+                do_get(d, r, 0);
+                break;
+            case STORE_HEAD:
+                do_get(d, r, 1);
+                break;
+            case STORE_PUT:
+                do_put(d, r);
+                break;
+            case STORE_DELETE:
+                do_delete(d, r);
+                break;
+            case STORE_LIST:
+                do_list(d, r);
+                break;
+            }
         store_complete(s, r);
         r = next;
     }
@@ -486,7 +519,8 @@ static int dir_run(struct store *s, int timeout_ms)
 static void dir_close(struct store *s)
 {
     struct dir_store *d = DIR_OF(s);
-    close(d->root_fd);
+    if (d->root_fd >= 0)
+        close(d->root_fd);
     free(d->root);
     free(s->url);
     free(d);
@@ -499,10 +533,7 @@ static const struct store_ops dir_ops = {
 struct store *store_dir_open(const char *root, const char *url, char *err, size_t errlen)
 {
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    /* Create a missing root; another opener may be creating it right now. */
-    if (fd < 0 && errno == ENOENT && (mkdir(root, 0755) == 0 || errno == EEXIST))
-        fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    if (fd < 0 && errno != ENOENT) { /* missing: the first PUT makes it */
         snprintf(err, errlen, "%s: cannot open directory store: %s", url, strerror(errno));
         return NULL;
     }
@@ -515,6 +546,7 @@ struct store *store_dir_open(const char *root, const char *url, char *err, size_
         d->base.url[--n] = '\0';
     d->root = xstrdup(root);
     d->root_fd = fd;
-    clean_temp(fd);
+    if (fd >= 0)
+        clean_temp(fd);
     return &d->base;
 }

@@ -45,11 +45,20 @@ static char *canonical_url(const char *url, char *err, size_t errlen)
         return xstrdup(url);
     const char *path = strncmp(url, "dir://", 6) == 0 ? url + 6 : url;
     char abs[PATH_MAX];
-    if (!realpath(path, abs)) {
+    if (realpath(path, abs))
+        return xstrdup(abs);
+    /* not made yet (the first PUT makes it): its parent's real path */
+    char *copy = xstrdup(path), *slash = strrchr(copy, '/');
+    const char *parent = slash == copy ? "/" : slash ? copy : ".", *name = slash ? slash + 1 : copy;
+    if (slash && slash != copy)
+        *slash = '\0';
+    char *out = NULL;
+    if (errno == ENOENT && *name && realpath(parent, abs))
+        out = xasprintf("%s/%s", strcmp(abs, "/") ? abs : "", name);
+    else
         snprintf(err, errlen, "%s: %s", url, strerror(errno));
-        return NULL;
-    }
-    return xstrdup(abs);
+    free(copy);
+    return out;
 }
 
 /* Opens url's store and reads its superblock into sb (when sb is not NULL).

@@ -135,6 +135,33 @@ static void test_dir_basics(void)
 }
 
 /* N processes race to create one key with If-None-Match: exactly one wins. */
+/* A missing directory is made by the first PUT, not by opening or reading. */
+static void test_dir_missing_root(void)
+{
+    char path[400], err[512];
+    snprintf(path, sizeof path, "%s/not-yet", tmpdir);
+    struct store *s = store_open(path, NULL, err, sizeof err);
+    ok(s != NULL, "a store opens on a directory that does not exist yet: %s", s ? "" : err);
+    if (!s)
+        return;
+    struct buf b = {0};
+    struct store_obj *l;
+    size_t n = 9;
+    is_int(store_get(s, "super", 0, 0, &b, NULL, err, sizeof err), STORE_ENOTFOUND,
+           "a GET there finds nothing");
+    ok(store_list(s, "", &l, &n, err, sizeof err) == STORE_OK && n == 0, "a LIST is empty");
+    store_list_free(l, n);
+    is_int(store_delete(s, "x", STORE_COND_NONE, NULL, err, sizeof err), STORE_OK,
+           "deleting a missing key is fine");
+    ok(access(path, F_OK) != 0, "and none of that made the directory");
+    is_int(store_put(s, "a/b", "hi", 2, STORE_IF_NONE_MATCH, NULL, NULL, err, sizeof err),
+           STORE_OK, "the first PUT makes it");
+    ok(store_get(s, "a/b", 0, 0, &b, NULL, err, sizeof err) == STORE_OK && b.len == 2,
+       "and the object reads back");
+    buf_free(&b);
+    store_close(s);
+}
+
 static void test_dir_create_race(void)
 {
     enum { N = 8 };
@@ -577,6 +604,7 @@ int main(void)
     test_keys();
     test_urls();
     test_dir_basics();
+    test_dir_missing_root();
     test_dir_create_race();
     test_dir_cas_counter();
     test_dir_threads();
