@@ -17,7 +17,7 @@ ifeq ($(V),1)
 else
   Q := @
 endif
-PKGS    := libcurl openssl expat json-c libxxhash fuse3 libzstd
+PKGS    := libcurl openssl expat json-c libxxhash fuse3 libzstd libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
