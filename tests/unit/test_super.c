@@ -1,7 +1,10 @@
 /* test_super.c - the superblock's text form and the size parser. */
 #include "tap.h"
 #include "util/size.h"
+#include "vol/keys.h"
 #include "vol/super.h"
+
+#include <xxhash.h>
 
 #include <string.h>
 
@@ -105,11 +108,119 @@ static void test_limits(void)
        "junk is not a superblock: %s", err);
 }
 
+/* Replaces the line starting with name by name + " " + value and redoes
+ * the check line, as someone editing the file with care would. */
+static void edit(struct buf *b, const char *name, const char *value)
+{
+    struct buf o = {0};
+    for (const char *p = b->p; p < b->p + b->len;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = (size_t)(nl - p) + 1;
+        if (strncmp(p, "check ", 6) == 0)
+            break;
+        if (strncmp(p, name, strlen(name)) == 0 && p[strlen(name)] == ' ')
+            buf_printf(&o, "%s %s\n", name, value);
+        else
+            buf_append(&o, p, n);
+        p += n;
+    }
+    buf_printf(&o, "check %016llx\n", (unsigned long long)XXH3_64bits(o.p, o.len));
+    buf_free(b);
+    *b = o;
+}
+
+static void test_encrypted(void)
+{
+    struct vol_super sb = sample(), back;
+    struct vol_keys k, other;
+    struct buf b = {0}, c = {0};
+    char err[256];
+    keys_new_salt(sb.salt);
+    sb.kdf_ops = 1;
+    sb.kdf_mem = 1 << 20;
+    ok(keys_derive("secret", 6, sb.salt, sb.kdf_ops, sb.kdf_mem, &k, err, sizeof err) == 0 &&
+           keys_derive("secreT", 6, sb.salt, sb.kdf_ops, sb.kdf_mem, &other, err, sizeof err) == 0,
+       "Argon2id derives keys");
+    ok(memcmp(k.data, k.check, 32) != 0 && memcmp(k.check, k.mac, 32) != 0 &&
+           memcmp(k.data, other.data, 32) != 0,
+       "the derived keys differ from each other and from another passphrase's");
+    super_set_encryption(&sb, &k);
+    super_encode_keyed(&sb, &k, &b);
+    ok(strncmp(b.p, "buoy-volume 2\n", 14) == 0 &&
+           strstr(b.p, "\nencryption " SUPER_CIPHER "\n") &&
+           strstr(b.p, "\nkdf argon2id ops=1 mem=1048576\n") && strstr(b.p, "\nmac "),
+       "an encrypted superblock is version 2 and names cipher and KDF");
+    is_int(super_parse(b.p, b.len, &back, err, sizeof err), 0, "it parses: %s", err);
+    ok(super_encrypted(&back) && back.kdf_ops == 1 && back.kdf_mem == 1 << 20 &&
+           memcmp(back.salt, sb.salt, 16) == 0,
+       "the encryption fields survive");
+    is_int(super_verify_keys(&back, b.p, &k), 0, "the right key opens it");
+    is_int(super_verify_keys(&back, b.p, &other), SUPER_WRONG_KEY, "another passphrase is wrong");
+    super_encode(&back, &c);
+    ok(c.len == b.len && memcmp(c.p, b.p, b.len) == 0,
+       "re-encoding a parsed superblock gives the same text");
+    buf_free(&c);
+
+    static const char *const edits[][2] = {
+        {"size", "34359738368"},
+        {"uuid", "6f1c0d2e-8a5b-4c1e-9f00-2b7d3c4e5f60"},
+        {"compression", "zstd"},
+        {"segment-size", "4194304"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        buf_append(&c, b.p, b.len);
+        edit(&c, edits[i][0], edits[i][1]);
+        ok(super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+               super_verify_keys(&back, c.p, &k) == SUPER_ALTERED,
+           "an edited %s (check redone) is caught by the mac", edits[i][0]);
+        buf_free(&c);
+    }
+    buf_append(&c, b.p, b.len);
+    edit(&c, "kdf", "argon2id ops=2 mem=1048576");
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+           super_verify_keys(&back, c.p, &k) != 0,
+       "edited KDF parameters fail the key-check");
+    buf_free(&c);
+    buf_append(&c, b.p, b.len);
+    edit(&c, "encryption", "none");
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) < 0,
+       "version 2 without encryption is refused: %s", err);
+    buf_free(&c);
+
+    /* a line before the mac is covered by it; one after it is refused */
+    const char *mac = strstr(b.p, "\nmac ") + 1, *chk = strstr(b.p, "\ncheck ") + 1;
+    buf_append(&c, b.p, (size_t)(mac - b.p));
+    buf_puts(&c, "extra 1\n");
+    buf_append(&c, mac, (size_t)(chk - mac));
+    buf_printf(&c, "check %016llx\n", (unsigned long long)XXH3_64bits(c.p, c.len));
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+           super_verify_keys(&back, c.p, &k) == SUPER_ALTERED,
+       "a line slipped in before the mac is caught");
+    buf_free(&c);
+    buf_append(&c, b.p, (size_t)(chk - b.p));
+    buf_puts(&c, "extra 1\n");
+    buf_printf(&c, "check %016llx\n", (unsigned long long)XXH3_64bits(c.p, c.len));
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) < 0, "a line after the mac is refused: %s",
+       err);
+    buf_free(&c);
+
+    struct vol_super plain = sample();
+    super_encode(&plain, &c);
+    ok(!strstr(c.p, "encryption") && super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+           !super_encrypted(&back),
+       "a plain volume's superblock is as before");
+    buf_free(&c);
+    buf_free(&b);
+    keys_wipe(&k);
+    keys_wipe(&other);
+}
+
 int main(void)
 {
     plan_no_plan();
     test_sizes();
     test_roundtrip();
     test_limits();
+    test_encrypted();
     return done_testing();
 }
