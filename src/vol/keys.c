@@ -1,5 +1,6 @@
 /* keys.c - passphrase file, Argon2id and the derived keys (see keys.h). */
 #include "keys.h"
+#include "super.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -127,4 +128,37 @@ void keys_new_salt(uint8_t salt[KEYS_SALT_LEN])
 void keys_wipe(struct vol_keys *k)
 {
     sodium_memzero(k, sizeof *k);
+}
+
+int keys_unlock(const struct vol_super *sb, const char *text, const char *passphrase_file,
+                const char *url, struct vol_keys *k, char *err, size_t errlen)
+{
+    char *pass, why[512];
+    size_t len;
+    if (!passphrase_file) {
+        snprintf(err, errlen, "%s is encrypted: give --passphrase-file", url);
+        return -1;
+    }
+    if (keys_read_passphrase(passphrase_file, &pass, &len, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    int rc = keys_derive(pass, len, sb->salt, sb->kdf_ops, sb->kdf_mem, k, why, sizeof why);
+    keys_free_passphrase(pass, len);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", url, why);
+        return -1;
+    }
+    switch (super_verify_keys(sb, text, k)) {
+    case 0:
+        return 0;
+    case SUPER_WRONG_KEY:
+        snprintf(err, errlen, "wrong passphrase for %s", url);
+        break;
+    default:
+        snprintf(err, errlen, "superblock of %s was altered (its mac does not match)", url);
+        break;
+    }
+    keys_wipe(k);
+    return -1;
 }

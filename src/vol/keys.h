@@ -41,4 +41,11 @@ void keys_mac(const uint8_t key[KEYS_LEN], const void *msg, size_t n, uint8_t ou
 void keys_new_salt(uint8_t salt[KEYS_SALT_LEN]);
 void keys_wipe(struct vol_keys *k);
 
+struct vol_super;
+/* The keys of the encrypted volume at url whose superblock sb was parsed
+ * from text: reads the passphrase file, derives, checks key-check and mac.
+ * -1 + a one-line err: no file given, wrong passphrase, altered superblock. */
+int keys_unlock(const struct vol_super *sb, const char *text, const char *passphrase_file,
+                const char *url, struct vol_keys *k, char *err, size_t errlen);
+
 #endif

@@ -30,6 +30,7 @@ struct vol_opts {
     int gc_interval_ms;    /* how often the cleaner looks; 0 = 1000 */
     int lease_ms;          /* the writer lease's time; 0 = 10000 */
     int takeover;          /* take the lease from another holder once it stops renewing */
+    const char *passphrase_file; /* an encrypted volume's; must be NULL for a plain one */
 };
 #define VOL_NO_CACHE UINT64_MAX
 
@@ -126,6 +127,11 @@ int vol_snapshot(struct vol *v, const char *name, char *err, size_t errlen);
  * cut off from the store would; 2 also stops it noticing, as a writer whose
  * clock is wrong or that was frozen would (only fencing protects then). */
 void vol_test_pause_lease(struct vol *v, int paused);
+
+/* s (a store stack of the volume's URL) wrapped in the volume's encryption
+ * layer, or s itself when the volume is not encrypted; the result owns s.
+ * NULL + err on failure (s is closed). */
+struct store *vol_wrap_store(struct vol *v, struct store *s, char *err, size_t errlen);
 
 /* The reason for the sticky error state, "" when there is none. */
 const char *vol_error(const struct vol *v);

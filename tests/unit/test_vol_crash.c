@@ -20,7 +20,7 @@
  * finish out of order when the kill comes.  TRIALS (environment) sets the
  * number of kill trials; make check runs 200, then 50 of each other kind:
  * crash points, uploads out of order, kill -9 and crash points while GC
- * copies and deletes, and a zstd volume. */
+ * copies and deletes, a zstd volume, and an encrypted zstd volume. */
 #include "store/store.h"
 #include "tap.h"
 #include "voltest.h"
@@ -45,6 +45,7 @@ static char root[] = "/tmp/buoy-test-crash-XXXXXX";
 static char url[300], cache[300];
 static int gc_mode; /* the writer runs the cleaner all the time, and vol_gc every 16 ops */
 static const char *compression = "none"; /* of the volumes series() makes */
+static const char *passfile;              /* set: series() makes encrypted volumes */
 
 struct op {
     int kind; /* 0 write, 1 trim, 2 flush */
@@ -85,7 +86,8 @@ static struct vol *open_vol(const char *fault, char *err, size_t errlen)
                          .gc_threshold = 0.95,
                          .gc_min_garbage = 0.01,
                          .gc_rate = 1ull << 40,
-                         .gc_interval_ms = 2};
+                         .gc_interval_ms = 2,
+                         .passphrase_file = passfile};
     return vol_open(url, &o, err, errlen);
 }
 
@@ -243,7 +245,10 @@ static struct trial run_trial(uint64_t seed, uint64_t start, const char *fault, 
 
 static void make_volume(void)
 {
-    voltest_make_c(url, NULL, VOL_SIZE, 32 << 10, compression);
+    if (passfile)
+        voltest_make_crypt(url, NULL, VOL_SIZE, 32 << 10, compression, passfile, "crash test");
+    else
+        voltest_make_c(url, NULL, VOL_SIZE, 32 << 10, compression);
 }
 
 static void series(const char *name, int trials, uint64_t seed, int use_crash_points,
@@ -356,6 +361,15 @@ int main(void)
     snprintf(url, sizeof url, "%s/store-zstd", root);
     series("kill -9, zstd volume", trials / 4 > 0 ? trials / 4 : 1, 16, 0,
            "latency=1,jitter=20,ops=put");
+    char pf[400];
+    snprintf(pf, sizeof pf, "%s/pass", root);
+    passfile = pf; /* encrypted (and packed): every upload goes through the crypt layer */
+    snprintf(url, sizeof url, "%s/store-crypt", root);
+    series("kill -9, encrypted volume", trials / 4 > 0 ? trials / 4 : 1, 17, 0,
+           "latency=1,jitter=20,ops=put");
+    snprintf(url, sizeof url, "%s/store-crypt-points", root);
+    series("crash_after_puts, encrypted volume", trials / 8 > 0 ? trials / 8 : 1, 18, 1, NULL);
+    passfile = NULL;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0)
