@@ -100,7 +100,12 @@ $(OUT)/tools/%: $(OUT)/tests/tools/%.o $(OUT)/libbuoy.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
 
-# Bench programs stand alone (they do not link libbuoy).
+# crypt_speed measures a store layer itself, so it links libbuoy.
+$(OUT)/bench/crypt_speed: $(OUT)/bench/crypt_speed.o $(OUT)/libbuoy.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
+
+# The other bench programs stand alone (they do not link libbuoy).
 $(OUT)/bench/%: $(OUT)/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LDLIBS)
