@@ -5,7 +5,8 @@
 # back byte-identical after a remount; a wrong or missing passphrase is a
 # one-line error and nothing is mounted; a segment with a flipped byte, or
 # two segments swapped, give EIO and a log line naming the object, never
-# garbage; buoy info shows the encryption.
+# garbage; buoy info shows the encryption; snapshot and gc take the
+# passphrase; buoy serve exports it over NBD.
 . tests/lib/test-lib.sh
 . tests/lib/fuse-lib.sh
 
@@ -85,6 +86,20 @@ test_expect_success 'buoy info shows the encryption; without the passphrase, the
     grep -qx "buoy: $url is encrypted: give --passphrase-file" "$dir/err"
 '
 
+test_expect_success 'snapshot and gc take the passphrase; URL@NAME reads the snapshot' '
+    "$BUOY" snapshot create "$url" s1 --passphrase-file "$dir/pass" \
+        --cache-dir "$dir/c-snap" >/dev/null &&
+    "$BUOY" gc "$url" --passphrase-file "$dir/pass" --cache-dir "$dir/c-snap" >/dev/null &&
+    test_must_fail "$BUOY" gc "$url" --cache-dir "$dir/c-snap" 2>"$dir/err" &&
+    grep -q "is encrypted: give --passphrase-file" "$dir/err" &&
+    "$BUOY" snapshot list "$url" >"$dir/snaps" &&
+    grep -q "^s1 " "$dir/snaps" &&
+    buoy_mount s1 "$url@s1" "$mp" --passphrase-file "$dir/pass" &&
+    dd if="$mp/disk" of="$dir/back-s1" bs=1M skip=8 count=4 status=none &&
+    "$BUOY" umount "$mp" &&
+    cmp "$dir/pattern" "$dir/back-s1"
+'
+
 # the segment holding most of the pattern, and a byte in its middle
 big=$(ls -S "$url"/seg/*/* | head -1)
 key=${big#"$url/"}
@@ -127,6 +142,18 @@ test_expect_success 'two segments swapped are detected; put back, all reads agai
     "$BUOY" umount "$mp" &&
     cmp "$dir/pattern" "$dir/back2"
 '
+
+if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null &&
+    [ -f "$BUOY_OUT/nbdkit-buoy-plugin.so" ]; then
+test_expect_success 'buoy serve --passphrase-file exports it over NBD; a wrong one is refused' '
+    "$BUOY" serve "$url" -r --socket "$dir/nbd.sock" --passphrase-file "$dir/pass" \
+        --run "nbdcopy \"\$uri\" $dir/nbd.img" &&
+    cmp -n $((4 << 20)) -i $((8 << 20)):0 "$dir/nbd.img" "$dir/pattern" &&
+    test_must_fail "$BUOY" serve "$url" -r --socket "$dir/nbd.sock" \
+        --passphrase-file "$dir/wrong" --run true 2>"$dir/err" &&
+    grep -qx "buoy: wrong passphrase for $url" "$dir/err"
+'
+fi
 
 start_moto
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test

@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include <string.h>
+#include <unistd.h>
 
 static void test_sizes(void)
 {
@@ -215,6 +216,27 @@ static void test_encrypted(void)
     keys_wipe(&other);
 }
 
+static void test_passphrase_file(void)
+{
+    char path[] = "/tmp/buoy-test-pass-XXXXXX", err[512], *pass;
+    size_t len;
+    int fd = mkstemp(path);
+    ok(fd >= 0 && keys_read_passphrase(path, &pass, &len, err, sizeof err) < 0 &&
+           strstr(err, "is empty"),
+       "an empty passphrase file is refused: %s", err);
+    ok(write(fd, "\n", 1) == 1 && keys_read_passphrase(path, &pass, &len, err, sizeof err) < 0 &&
+           strstr(err, "is empty"),
+       "so is one of a newline alone");
+    ok(write(fd, "pw\n\n", 4) == 4 &&
+           keys_read_passphrase(path, &pass, &len, err, sizeof err) == 0 && len == 4 && memcmp(pass, "\npw\n", 4) == 0,
+       "one trailing newline is stripped, nothing else");
+    keys_free_passphrase(pass, len);
+    close(fd);
+    unlink(path);
+    ok(keys_read_passphrase(path, &pass, &len, err, sizeof err) < 0 && strstr(err, path),
+       "a missing file is named: %s", err);
+}
+
 int main(void)
 {
     plan_no_plan();
@@ -222,5 +244,6 @@ int main(void)
     test_roundtrip();
     test_limits();
     test_encrypted();
+    test_passphrase_file();
     return done_testing();
 }
