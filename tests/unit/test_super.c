@@ -228,7 +228,8 @@ static void test_passphrase_file(void)
            strstr(err, "is empty"),
        "so is one of a newline alone");
     ok(write(fd, "pw\n\n", 4) == 4 &&
-           keys_read_passphrase(path, &pass, &len, err, sizeof err) == 0 && len == 4 && memcmp(pass, "\npw\n", 4) == 0,
+           keys_read_passphrase(path, &pass, &len, err, sizeof err) == 0 && len == 4 &&
+           memcmp(pass, "\npw\n", 4) == 0,
        "one trailing newline is stripped, nothing else");
     keys_free_passphrase(pass, len);
     close(fd);
