@@ -17,7 +17,7 @@ ifeq ($(V),1)
 else
   Q := @
 endif
-PKGS    := libcurl openssl expat json-c libxxhash fuse3 libzstd
+PKGS    := libcurl openssl expat json-c libxxhash fuse3 libzstd libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -100,7 +100,12 @@ $(OUT)/tools/%: $(OUT)/tests/tools/%.o $(OUT)/libbuoy.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
 
-# Bench programs stand alone (they do not link libbuoy).
+# crypt_speed measures a store layer itself, so it links libbuoy.
+$(OUT)/bench/crypt_speed: $(OUT)/bench/crypt_speed.o $(OUT)/libbuoy.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(OUT)/libbuoy.a $(LDLIBS)
+
+# The other bench programs stand alone (they do not link libbuoy).
 $(OUT)/bench/%: $(OUT)/bench/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LDLIBS)

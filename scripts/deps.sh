@@ -22,7 +22,7 @@ S3RVER_VERSION=3.7.1
 
 DEBIAN_PKGS=(
     build-essential pkg-config libcurl4-openssl-dev libssl-dev libexpat1-dev
-    libjson-c-dev libxxhash-dev libfuse3-dev fuse3 libzstd-dev nbdkit nbdkit-plugin-dev
+    libjson-c-dev libxxhash-dev libfuse3-dev fuse3 libzstd-dev libsodium-dev nbdkit nbdkit-plugin-dev
     libnbd-bin qemu-utils fio s3backer e2fsprogs iproute2 nftables curl
     ca-certificates nodejs npm python3 perl valgrind
     keepalived

@@ -6,7 +6,8 @@
 # gone): the survivor takes the failover lease, then the volume's writer
 # lease once the dead node's mount has stopped renewing it, and mounts it.
 # The dead node's mount, cut off from the store, stops with I/O errors
-# instead of writing on.
+# instead of writing on.  The volume is encrypted: the resource passes its
+# passphrase_file= on to buoy mount.
 . tests/lib/test-lib.sh
 . tests/lib/ha-lib.sh
 requires_root
@@ -27,15 +28,18 @@ in_mnt() { # K CMD...
 }
 
 dir=$(mk_tmpdir)
+printf 'ha secret\n' >"$dir/pass"
+chmod 600 "$dir/pass"
 for k in 1 2; do
     mkdir -p "$dir/mnt$k"
     ha_conf "$k" "$HA_DIR/n$k.conf" <<EOF
-resource disk volume s3://buoy-ha/vol1 $dir/mnt$k endpoint=$HA_STORE_EP cache_dir=$dir/cache$k lease_ms=1500
+resource disk volume s3://buoy-ha/vol1 $dir/mnt$k endpoint=$HA_STORE_EP cache_dir=$dir/cache$k lease_ms=1500 passphrase_file=$dir/pass
 EOF
 done
 
-test_expect_success 'a volume in the shared store' '
-    ha_in 1 "$BUOY" create s3://buoy-ha/vol1 --endpoint "$HA_STORE_EP" --size 64M >/dev/null
+test_expect_success 'an encrypted volume in the shared store' '
+    ha_in 1 "$BUOY" create s3://buoy-ha/vol1 --endpoint "$HA_STORE_EP" --size 64M \
+        --passphrase-file "$dir/pass" --kdf-memory 8M --kdf-passes 1 >/dev/null
 '
 
 test_expect_success 'the active node mounts it; flushed writes go to the store' '

@@ -6,10 +6,13 @@
  * volume's objects (super, lease, seg/, ckpt/; nothing else under the URL).
  * --import FILE then writes a raw disk image into it through the engine,
  * skipping runs of zeros, with progress, and closes it (everything
- * uploaded, a checkpoint written). */
+ * uploaded, a checkpoint written).  --passphrase-file makes an encrypted
+ * volume: a fresh salt, Argon2id (--kdf-memory, --kdf-passes), and the
+ * key-check and mac lines in the superblock (docs/FORMAT.md, Encryption). */
 #include "commands.h"
 #include "util/clock.h"
 #include "util/size.h"
+#include "vol/keys.h"
 #include "vol/super.h"
 
 #include <errno.h>
@@ -34,6 +37,38 @@ static int size_opt(const char *name, const char *v, uint64_t def, uint64_t *out
                   v);
         return -1;
     }
+    return 0;
+}
+
+/* Makes sb encrypted with a key from o's passphrase file; 0, or -1 after
+ * printing why. */
+static int encryption(struct cli_opts *o, struct vol_super *sb, struct vol_keys *k)
+{
+    char err[512];
+    uint64_t mem = KEYS_DEFAULT_MEM;
+    if (!o->passphrase_file) {
+        if (o->kdf_memory || o->kdf_passes)
+            return cli_error("create: --kdf-memory and --kdf-passes go with --passphrase-file"),
+                   -1;
+        return 0;
+    }
+    if (o->kdf_memory && (size_parse(o->kdf_memory, &mem) < 0 || mem < KEYS_MIN_MEM ||
+                          mem > KEYS_MAX_MEM))
+        return cli_error("create: --kdf-memory takes a size from 8K to 4G, not '%s'",
+                         o->kdf_memory),
+               -1;
+    sb->kdf_ops = o->kdf_passes ? (uint64_t)o->kdf_passes : KEYS_DEFAULT_OPS;
+    sb->kdf_mem = mem;
+    keys_new_salt(sb->salt);
+    char *pass;
+    size_t len;
+    if (keys_read_passphrase(o->passphrase_file, &pass, &len, err, sizeof err) < 0)
+        return cli_error("create: %s", err), -1;
+    int rc = keys_derive(pass, len, sb->salt, sb->kdf_ops, sb->kdf_mem, k, err, sizeof err);
+    keys_free_passphrase(pass, len);
+    if (rc < 0)
+        return cli_error("create: %s", err), -1;
+    super_set_encryption(sb, k);
     return 0;
 }
 
@@ -176,6 +211,9 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
     if (!o->size && img >= 0 && bs && sb.size % bs) /* an image of any size: round up */
         sb.size += bs - sb.size % bs;
     sb.segment_size = seg > UINT32_MAX ? 0 : (uint32_t)seg;
+    struct vol_keys keys;
+    if (encryption(o, &sb, &keys) < 0)
+        return EXIT_USAGE;
     if (super_validate(&sb, err, sizeof err) < 0)
         return cli_error("create: %s", err), EXIT_USAGE;
     if (img >= 0 && img_size > sb.size)
@@ -229,7 +267,8 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
     super_new_uuid(sb.uuid);
     sb.created = time(NULL);
     struct buf text = {0};
-    super_encode(&sb, &text);
+    super_encode_keyed(&sb, super_encrypted(&sb) ? &keys : NULL, &text);
+    keys_wipe(&keys);
     e = store_put(s, SUPER_KEY, text.p, text.len, STORE_IF_NONE_MATCH, NULL, NULL, err,
                   sizeof err);
     buf_free(&text);
@@ -247,8 +286,10 @@ int cmd_create(struct cli_opts *o, int argc, char **argv)
     super_uuid_str(sb.uuid, uuid);
     size_format(sb.size, size, sizeof size);
     size_format(sb.segment_size, segsz, sizeof segsz);
-    printf("created volume %s: %s, block size %u, segment size %s, compression %s, uuid %s\n",
-           url, size, sb.block_size, segsz, sb.compression, uuid);
+    printf("created volume %s: %s, block size %u, segment size %s, compression %s, %s%s%suuid %s\n",
+           url, size, sb.block_size, segsz, sb.compression,
+           super_encrypted(&sb) ? "encryption " : "", super_encrypted(&sb) ? sb.encryption : "",
+           super_encrypted(&sb) ? ", " : "", uuid);
     fflush(stdout);
     store_close(s);
     if (img >= 0) {

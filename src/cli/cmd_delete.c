@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "vol/super.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,23 +37,19 @@ int cmd_delete(struct cli_opts *o, int argc, char **argv)
 {
     (void)argc;
     const char *url = argv[0];
-    char err[STORE_ERRMSG_MAX], why[256];
-    struct store *s = cli_open_store(url, o);
-    if (!s)
+    char err[STORE_ERRMSG_MAX], why[256], dir[PATH_MAX];
+    struct vol_opts vo;
+    if (cli_vol_opts(o, &vo, dir, sizeof dir))
         return EXIT_ERR;
-    struct buf b = {0};
     struct vol_super sb;
+    /* an encrypted volume's lease and records need its keys */
+    struct store *s = vol_open_store(url, &vo, &sb, err, sizeof err);
+    if (!s) {
+        cli_error("%s", err);
+        return strstr(err, "no volume at") ? EXIT_NOTFOUND : EXIT_ERR;
+    }
+    struct buf b = {0};
     int rc = EXIT_ERR;
-    enum store_err e = store_get(s, SUPER_KEY, 0, 0, &b, NULL, err, sizeof err);
-    if (e == STORE_ENOTFOUND) {
-        cli_error("no volume at %s", url);
-        rc = EXIT_NOTFOUND;
-        goto out;
-    }
-    if (e || super_parse(b.p, b.len, &sb, why, sizeof why) < 0) {
-        cli_error("%s", e ? err : why);
-        goto out;
-    }
     char **clones;
     size_t n;
     if (vol_live_clones(s, NULL, &o->store, &clones, &n, err, sizeof err) < 0) {
@@ -66,7 +63,6 @@ int cmd_delete(struct cli_opts *o, int argc, char **argv)
     vol_free_urls(clones, n);
     if (n)
         goto out;
-    b.len = 0;
     struct lease_rec lr;
     if (store_get(s, "lease", 0, 0, &b, NULL, err, sizeof err) == STORE_OK &&
         lease_parse(b.p, b.len, &lr, why, sizeof why) == 0 && !lr.released && !o->force) {

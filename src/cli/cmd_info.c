@@ -3,7 +3,9 @@
  * Opens the volume read-only (recovery from the store alone: newest
  * checkpoint plus the segments after it; nothing is written), lists its
  * segment and checkpoint objects, and prints size, segments, live and
- * garbage bytes, and the last checkpoint. */
+ * garbage bytes, the last checkpoint, encryption and the lease.  An
+ * encrypted volume needs --passphrase-file; without it (or with a wrong
+ * one) what the superblock says is printed before the error. */
 #include "commands.h"
 #include "store/lease.h"
 #include "util/size.h"
@@ -21,18 +23,50 @@ static void when(time_t t, char *out, size_t n)
     strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
 }
 
+/* The superblock as stored, without opening the volume: 0 when it parses. */
+static int peek_super(struct store *s, struct vol_super *sb)
+{
+    struct buf b = {0};
+    char err[STORE_ERRMSG_MAX];
+    int rc = store_get(s, SUPER_KEY, 0, 0, &b, NULL, err, sizeof err) == STORE_OK &&
+                     super_parse(b.p, b.len, sb, err, sizeof err) == 0
+                 ? 0
+                 : -1;
+    buf_free(&b);
+    return rc;
+}
+
+static void print_encryption(const struct vol_super *sb)
+{
+    char mem[32];
+    if (!super_encrypted(sb)) {
+        printf("encryption  none\n");
+        return;
+    }
+    size_format(sb->kdf_mem, mem, sizeof mem);
+    printf("encryption  %s, key from the passphrase by argon2id (%" PRIu64 " passes, %s)\n",
+           sb->encryption, sb->kdf_ops, mem);
+}
+
+/* What the superblock alone says, for a volume that cannot be opened. */
+static void print_super(const char *url, const struct vol_super *sb)
+{
+    char uuid[37], b1[32], t[40];
+    super_uuid_str(sb->uuid, uuid);
+    size_format(sb->size, b1, sizeof b1);
+    printf("volume      %s\nuuid        %s\n", url, uuid);
+    printf("size        %s (%" PRIu64 " bytes), block size %u, compression %s\n", b1, sb->size,
+           sb->block_size, sb->compression);
+    when(sb->created, t, sizeof t);
+    printf("created     %s\n", t);
+    print_encryption(sb);
+    fflush(stdout);
+}
+
 int cmd_info(struct cli_opts *o, int argc, char **argv)
 {
     const char *url = argv[0];
     char err[STORE_ERRMSG_MAX];
-    struct vol_opts vo = {.store = o->store, .read_only = 1};
-    struct vol *v = vol_open(url, &vo, err, sizeof err);
-    if (!v)
-        return cli_error("%s", err);
-    struct vol_info in;
-    vol_get_info(v, &in);
-    vol_close(v);
-
     /* URL@NAME: a snapshot; the objects are the volume's, at URL */
     char base[4096];
     snprintf(base, sizeof base, "%s", url);
@@ -42,6 +76,23 @@ int cmd_info(struct cli_opts *o, int argc, char **argv)
     struct store *s = cli_open_store(base, o);
     if (!s)
         return EXIT_ERR;
+    struct vol_super sb;
+    int have_sb = peek_super(s, &sb) == 0;
+    struct vol_opts vo = {.store = o->store, .read_only = 1,
+                          .passphrase_file = o->passphrase_file};
+    struct vol *v = vol_open(url, &vo, err, sizeof err);
+    if (!v) {
+        if (have_sb && super_encrypted(&sb))
+            print_super(url, &sb);
+        store_close(s);
+        return cli_error("%s", err);
+    }
+    struct vol_info in;
+    vol_get_info(v, &in);
+    s = vol_wrap_store(v, s, err, sizeof err); /* the lease is encrypted too */
+    vol_close(v);
+    if (!s)
+        return cli_error("%s", err);
     struct store_obj *segs = NULL, *ckpts = NULL;
     size_t nseg = 0, nckpt = 0;
     if (store_list(s, "seg/", &segs, &nseg, err, sizeof err) ||
@@ -65,6 +116,8 @@ int cmd_info(struct cli_opts *o, int argc, char **argv)
            b1, in.size, in.block_size, b2, in.compression);
     when((time_t)in.created, t, sizeof t);
     printf("created     %s\n", t);
+    if (have_sb)
+        print_encryption(&sb);
     if (in.base[0]) {
         size_format(in.base_bytes, b1, sizeof b1);
         printf("clone of    %s: %" PRIu64 " of its segments, %s, still read from there\n",

@@ -208,7 +208,8 @@ static int check_port(const char *addr, int port)
 static int check_volume(const char *url, struct cli_opts *o)
 {
     char err[STORE_ERRMSG_MAX];
-    struct vol_opts vo = {.store = o->store, .read_only = 1};
+    struct vol_opts vo = {.store = o->store, .read_only = 1,
+                          .passphrase_file = o->passphrase_file};
     struct vol *v = vol_open(url, &vo, err, sizeof err);
     if (!v)
         return cli_error("%s", err);
@@ -452,6 +453,9 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     param(&a, "readonly", o->read_only ? "true" : NULL);
     param(&a, "gc", o->no_gc ? "false" : NULL);
     param(&a, "takeover", o->takeover ? "true" : NULL);
+    char *pf = o->passphrase_file ? absolute(o->passphrase_file) : NULL;
+    param(&a, "passphrase_file", pf);
+    free(pf);
     char *sf = o->stats_file ? absolute(o->stats_file) : NULL;
     param(&a, "stats_file", sf);
     free(sf);

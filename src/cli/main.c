@@ -20,50 +20,54 @@ static const struct cli_cmd version_cmd = {
 
 static const char *const create_opts[] = {
     "help", "verbose", "log-level", "size", "block-size", "segment-size", "compression", "force",
-    "import",
+    "import", "passphrase-file", "kdf-memory", "kdf-passes",
     "cache-dir", "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries",
     "fault", NULL,
 };
 
 static const char *const mount_opts[] = {
     "help", "verbose", "log-level", "foreground", "cache-dir", "cache-size", "durability",
-    "read-only", "no-gc", "takeover", "lease-ms", "fs", "fs-dir", "pid-file", "log-file", "syslog", "allow-other", "endpoint",
+    "read-only", "no-gc", "takeover", "lease-ms", "passphrase-file", "fs", "fs-dir", "pid-file",
+    "log-file", "syslog", "allow-other", "endpoint",
     "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault",
     NULL,
 };
 
 static const char *const gc_opts[] = {
-    "help", "verbose", "log-level", "threshold", "cache-dir", "takeover", "lease-ms", "endpoint",
+    "help", "verbose", "log-level", "threshold", "cache-dir", "takeover", "lease-ms",
+    "passphrase-file", "endpoint",
     "region",
     "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 
 static const char *const snapshot_opts[] = {
-    "help", "verbose", "log-level", "cache-dir", "takeover", "lease-ms", "endpoint", "region",
+    "help", "verbose", "log-level", "cache-dir", "takeover", "lease-ms", "passphrase-file",
+    "endpoint", "region",
     "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault", NULL,
 };
 
 static const char *const clone_opts[] = {
     "help", "verbose", "log-level", "endpoint", "region", "addressing", "profile",
-    "unsigned-payload", "retries", NULL,
+    "unsigned-payload", "retries", "passphrase-file", NULL,
 };
 
 static const char *const delete_opts[] = {
     "help", "verbose", "log-level", "force", "endpoint", "region", "addressing", "profile",
-    "unsigned-payload", "retries", NULL,
+    "unsigned-payload", "retries", "passphrase-file", NULL,
 };
 
 static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
 static const char *const stats_opts[] = {"help", "json", NULL};
 
 static const char *const info_opts[] = {
-    "help", "verbose", "log-level", "endpoint", "region", "addressing", "profile",
-    "unsigned-payload", "retries", "fault", NULL,
+    "help", "verbose", "log-level", "passphrase-file", "endpoint", "region", "addressing",
+    "profile", "unsigned-payload", "retries", "fault", NULL,
 };
 
 static const char *const serve_opts[] = {
     "help", "verbose", "log-level", "socket", "port", "bind", "cache-dir", "durability",
-    "read-only", "no-gc", "takeover", "lease-ms", "foreground", "pid-file", "stats-file", "run",
+    "read-only", "no-gc", "takeover", "lease-ms", "passphrase-file", "foreground", "pid-file",
+    "stats-file", "run",
     "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight",
     "fault", NULL,
 };

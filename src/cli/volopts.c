@@ -1,8 +1,11 @@
 /* volopts.c - the engine options every volume command shares (--cache-dir,
- * --cache-size, --durability, --read-only), with their defaults. */
+ * --cache-size, --durability, --read-only, --passphrase-file), with their
+ * defaults. */
 #include "commands.h"
 #include "util/size.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,12 @@ int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_
     vo->gc = !o->no_gc;
     vo->takeover = o->takeover;
     vo->lease_ms = o->lease_ms;
+    if (o->passphrase_file) { /* absolute: the daemons chdir to / */
+        static char pf[PATH_MAX];
+        if (!realpath(o->passphrase_file, pf))
+            return cli_error("--passphrase-file %s: %s", o->passphrase_file, strerror(errno));
+        vo->passphrase_file = pf;
+    }
     if (cli_cache_dir(o, dir, dirlen))
         return EXIT_ERR;
     vo->cache_dir = dir;

@@ -49,6 +49,7 @@
 /* Configuration, from key=value parameters (copies: ours until unload). */
 static char *url;
 static char *cache_dir;
+static char *passphrase_file; /* an encrypted volume's */
 static char *endpoint, *region, *profile, *fault;
 static struct vol_opts vopts = {.store = {.retries = -1}, .gc = 1};
 static int use_syslog;
@@ -129,6 +130,8 @@ static int buoy_config(const char *key, const char *value)
         return keep(&url, value);
     if (strcmp(key, "cache_dir") == 0)
         return keep(&cache_dir, value);
+    if (strcmp(key, "passphrase_file") == 0)
+        return keep(&passphrase_file, value);
     if (strcmp(key, "durability") == 0) {
         if (strcmp(value, "remote") == 0)
             vopts.durability_local = 0;
@@ -228,6 +231,7 @@ static int buoy_config_complete(void)
         return -1;
     }
     vopts.cache_dir = cache_dir;
+    vopts.passphrase_file = passphrase_file;
     vopts.store.endpoint = endpoint;
     vopts.store.region = region;
     vopts.store.profile = profile;
@@ -240,6 +244,7 @@ static int buoy_config_complete(void)
     "cache_dir=DIR         local journal and cache (required unless readonly)\n"                \
     "durability=remote|local  what a flush waits for (default remote: the object store)\n"      \
     "readonly=BOOL         open the volume read-only\n"                                            \
+    "passphrase_file=PATH  an encrypted volume's passphrase\n"                                     \
     "gc=BOOL               garbage collection in the background (default true)\n"                 \
     "takeover=BOOL lease_ms=MS  the writer lease: take it from a writer that is gone\n"          \
     "stats_file=PATH       write the volume's statistics there every second (buoy stats PATH)\n" \
@@ -297,6 +302,7 @@ static void buoy_unload(void)
     close_vol();
     free(url);
     free(cache_dir);
+    free(passphrase_file);
     free(endpoint);
     free(region);
     free(profile);

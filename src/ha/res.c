@@ -395,11 +395,16 @@ static int fs_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t e
 
 static int vol_validate(const struct ha_item *it, char *err, size_t errlen)
 {
-    static const char *const o[] = {"endpoint", "cache_dir", "lease_ms", NULL};
+    static const char *const o[] = {"endpoint", "cache_dir", "lease_ms", "passphrase_file", NULL};
     if (nargs(it, 2, 2, "URL MOUNTPOINT", err, errlen) || opts_only(it, o, err, errlen))
         return -1;
     if (it->args[1][0] != '/') {
         set_err(err, errlen, "volume: mount point %s must be an absolute path", it->args[1]);
+        return -1;
+    }
+    const char *pf = ha_item_opt(it, "passphrase_file");
+    if (pf && pf[0] != '/') {
+        set_err(err, errlen, "volume: passphrase_file %s must be an absolute path", pf);
         return -1;
     }
     return 0;
@@ -407,7 +412,7 @@ static int vol_validate(const struct ha_item *it, char *err, size_t errlen)
 
 /* The frontends (buoy mount/umount) take the volume's writer lease over with
  * --takeover; we only ever run them while holding the failover lease.
- * Options endpoint=, cache_dir= and lease_ms= are passed on. */
+ * Options endpoint=, cache_dir=, lease_ms= and passphrase_file= are passed on. */
 static int vol_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
 {
     char *b = (char *)(ctx && ctx->buoy ? ctx->buoy : "buoy");
@@ -418,9 +423,10 @@ static int vol_start(struct res *r, const struct res_ctx *ctx, char *err, size_t
     argv[n++] = r->item->args[0];
     argv[n++] = r->item->args[1];
     argv[n++] = "--takeover";
-    static const char *const pass[] = {"endpoint", "cache_dir", "lease_ms"};
-    static const char *const flag[] = {"--endpoint", "--cache-dir", "--lease-ms"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const pass[] = {"endpoint", "cache_dir", "lease_ms", "passphrase_file"};
+    static const char *const flag[] = {"--endpoint", "--cache-dir", "--lease-ms",
+                                       "--passphrase-file"};
+    for (int i = 0; i < 4; i++) {
         const char *v = ha_item_opt(r->item, pass[i]);
         if (v) {
             argv[n++] = (char *)flag[i];

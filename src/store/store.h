@@ -9,7 +9,10 @@
  * A store is a stack of layers, each a table of functions with a pointer to
  * the layer below (nbdkit's filters are the model):
  *
- *     retry  ->  [fault]  ->  dir | s3
+ *     [crypt]  ->  retry  ->  [fault]  ->  dir | s3
+ *
+ * (crypt only on an encrypted volume, put there by the engine: store_open
+ * never adds it.)
  *
  * Threading: a store and its requests belong to the thread that calls
  * store_submit()/store_run(); done() runs on that thread, always inside
@@ -228,5 +231,18 @@ struct store *store_s3_open(const char *bucket, const char *prefix, const char *
                             const struct store_opts *o, char *err, size_t errlen);
 struct store *store_fault_open(struct store *next, const char *spec, char *err, size_t errlen);
 struct store *store_retry_open(struct store *next, const struct store_opts *o);
+
+/* Authenticated encryption (store_crypt.c): every object but "super" is
+ * sealed with XChaCha20-Poly1305 under key, in chunks of STORE_CRYPT_CHUNK
+ * bytes bound to uuid, the key and the chunk's place.  Owns next. */
+#define STORE_CRYPT_CHUNK 16384
+struct store *store_crypt_open(struct store *next, const uint8_t key[32], const uint8_t uuid[16],
+                               char *err, size_t errlen);
+/* sodium_init(), once per process; 0, or -1 when libsodium cannot run. */
+int store_crypt_init(void);
+/* Stored size of an encrypted object of plain bytes, and the inverse (-1
+ * when no encrypted object has that size). */
+uint64_t store_crypt_size(uint64_t plain);
+int store_crypt_plain_size(uint64_t stored, uint64_t *plain);
 
 #endif

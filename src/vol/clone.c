@@ -19,6 +19,7 @@
  * write consistency one of the two always sees the other.  A record whose
  * clone is gone (no superblock with its uuid) is removed when found. */
 #include "ckpt.h"
+#include "keys.h"
 #include "super.h"
 #include "vol.h"
 #include "store/lease.h"
@@ -61,14 +62,19 @@ static char *canonical_url(const char *url, char *err, size_t errlen)
     return out;
 }
 
-/* Opens url's store and reads its superblock into sb (when sb is not NULL).
- * NULL + err; ENOTFOUND in *e when there is no volume. */
-static struct store *open_volume_store(const char *url, const struct store_opts *so,
-                                       struct vol_super *sb, enum store_err *e, char *err,
-                                       size_t errlen)
+/* Opens url's store and reads its superblock into sb.  With k, an
+ * encrypted volume's keys are unlocked from o's passphrase file into *k
+ * (*keyed set) and the encryption layer goes on top; without, the store is
+ * the raw one (the superblock is never encrypted).  NULL + err; ENOTFOUND
+ * in *e when there is no volume. */
+static struct store *open_volume_store(const char *url, const struct vol_opts *o,
+                                       struct vol_super *sb, struct vol_keys *k, int *keyed,
+                                       enum store_err *e, char *err, size_t errlen)
 {
     char why[STORE_ERRMSG_MAX];
-    struct store *s = store_open(url, so, err, errlen);
+    if (keyed)
+        *keyed = 0;
+    struct store *s = store_open(url, &o->store, err, errlen);
     *e = STORE_EFATAL;
     if (!s)
         return NULL;
@@ -81,12 +87,41 @@ static struct store *open_volume_store(const char *url, const struct store_opts 
     else if (super_parse(b.p, b.len, sb, why, sizeof why) < 0) {
         snprintf(err, errlen, "%s/%s: %s", url, SUPER_KEY, why);
         *e = STORE_EFATAL;
+    } else if (k && super_encrypted(sb)) {
+        if (keys_unlock(sb, b.p, o->passphrase_file, url, k, err, errlen) < 0)
+            *e = STORE_EAUTH;
+        else {
+            struct store *c = store_crypt_open(s, k->data, sb->uuid, err, errlen);
+            if (!c)
+                *e = STORE_EFATAL;
+            else {
+                s = c;
+                *keyed = 1;
+            }
+        }
+    } else if (k && o->passphrase_file) {
+        snprintf(err, errlen, "%s is not encrypted: drop --passphrase-file", url);
+        *e = STORE_EFATAL;
     }
     buf_free(&b);
     if (*e) {
         store_close(s);
+        if (k)
+            keys_wipe(k);
         return NULL;
     }
+    return s;
+}
+
+struct store *vol_open_store(const char *url, const struct vol_opts *o, struct vol_super *sb,
+                             char *err, size_t errlen)
+{
+    struct vol_keys k;
+    int keyed;
+    enum store_err e;
+    struct store *s = open_volume_store(url, o, sb, &k, &keyed, &e, err, errlen);
+    if (s && keyed)
+        keys_wipe(&k);
     return s;
 }
 
@@ -120,7 +155,8 @@ static int clone_alive(const char *url, const uint8_t uuid[16], const struct sto
     char err[STORE_ERRMSG_MAX];
     struct vol_super sb;
     enum store_err e;
-    struct store *s = open_volume_store(url, so, &sb, &e, err, sizeof err);
+    struct vol_opts o = {.store = *so};
+    struct store *s = open_volume_store(url, &o, &sb, NULL, NULL, &e, err, sizeof err);
     if (!s)
         return e == STORE_ENOTFOUND ? 0 : -1;
     store_close(s);
@@ -159,6 +195,10 @@ int vol_live_clones(struct store *s, const char *name, const struct store_opts *
         }
         if (alive < 0 && ok)
             log_warn("cannot tell whether the clone at %s still exists; keeping it", url);
+        else if (!ok)
+            log_warn("%s cannot be read (an encrypted volume's, without its passphrase?); "
+                     "counting it as a live clone",
+                     list[i].key);
         *urls = xrealloc(*urls, (*n + 1) * sizeof **urls);
         (*urls)[(*n)++] = xstrdup(ok ? url : list[i].key);
     }
@@ -182,10 +222,14 @@ int vol_snapshot_delete(const char *url, const char *name, const struct vol_opts
         return -EINVAL;
     }
     struct vol_super sb;
+    struct vol_keys k;
+    int keyed;
     enum store_err e;
-    struct store *s = open_volume_store(url, &o->store, &sb, &e, err, errlen);
+    struct store *s = open_volume_store(url, o, &sb, &k, &keyed, &e, err, errlen);
     if (!s)
         return e == STORE_ENOTFOUND ? -ENOENT : -EIO;
+    if (keyed)
+        keys_wipe(&k);
     snap_key(name, key);
     snprintf(mark, sizeof mark, "%s%s/%s", CLONES_PREFIX, name, DELETING);
     struct store_obj info;
@@ -258,10 +302,11 @@ int vol_clone(const char *src, const char *dst, const struct vol_opts *o,
     char *pcanon = NULL, *dcanon = NULL;
     struct buf b = {0}, cb = {0}, rec = {0}, lb = {0};
     struct vol_super psb, sb;
+    struct vol_keys k;
     enum store_err e;
-    int rc = -EIO, marked = 0;
+    int rc = -EIO, marked = 0, keyed = 0;
 
-    ps = open_volume_store(purl, &o->store, &psb, &e, err, errlen);
+    ps = open_volume_store(purl, o, &psb, &k, &keyed, &e, err, errlen);
     if (!ps)
         goto out;
     pcanon = canonical_url(purl, err, errlen);
@@ -275,7 +320,7 @@ int vol_clone(const char *src, const char *dst, const struct vol_opts *o,
             goto out;
         }
         char *u = xstrndup(cur.base, (size_t)(strrchr(cur.base, '@') - cur.base));
-        struct store *s = open_volume_store(u, &o->store, &cur, &e, why, sizeof why);
+        struct store *s = open_volume_store(u, o, &cur, NULL, NULL, &e, why, sizeof why);
         free(u);
         if (!s) {
             snprintf(err, errlen, "%s, the base of %s: %s", cur.base, purl, why);
@@ -298,13 +343,22 @@ int vol_clone(const char *src, const char *dst, const struct vol_opts *o,
     dcanon = canonical_url(dst, err, errlen);
     if (!dcanon)
         goto out;
+    uint8_t uuid[16];
+    super_new_uuid(uuid);
+    if (keyed) { /* the clone's objects are sealed for its own uuid */
+        struct store *c = store_crypt_open(ds, k.data, uuid, err, errlen);
+        if (!c)
+            goto out;
+        ds = c;
+    }
     if (strlen(pcanon) + strlen(name) + 2 > SUPER_BASE_MAX ||
         strlen(dcanon) + 128 > SUPER_BASE_MAX) {
         snprintf(err, errlen, "store URL too long for a clone's superblock");
         goto out;
     }
-    sb = psb;
-    super_new_uuid(sb.uuid);
+    sb = psb; /* the same size, blocks, compression, and encryption under the same keys */
+    sb.version = SUPER_VERSION_2;
+    memcpy(sb.uuid, uuid, 16);
     sb.created = time(NULL);
     snprintf(sb.base, sizeof sb.base, "%s@%s", pcanon, name);
     memcpy(sb.base_uuid, psb.uuid, 16);
@@ -370,7 +424,7 @@ int vol_clone(const char *src, const char *dst, const struct vol_opts *o,
     if (store_put(ds, "lease", lb.p, lb.len, STORE_IF_NONE_MATCH, NULL, NULL, err, errlen))
         goto out;
     b.len = 0;
-    super_encode(&sb, &b);
+    super_encode_keyed(&sb, keyed ? &k : NULL, &b);
     e = store_put(ds, SUPER_KEY, b.p, b.len, STORE_IF_NONE_MATCH, NULL, NULL, why, sizeof why);
     if (e) {
         snprintf(err, errlen, "%s", e == STORE_EPRECOND ? "a volume was created there meanwhile"
@@ -392,5 +446,7 @@ out:
     free(purl);
     free(pcanon);
     free(dcanon);
+    if (keyed)
+        keys_wipe(&k);
     return rc;
 }

@@ -10,18 +10,32 @@
  *     segment-size 8388608
  *     compression none
  *     created 2026-11-21T05:40:00Z
- *     base s3://bucket/vol@monday            (clones only: these three lines)
- *     base-uuid 0b8e...
- *     base-seq 1234
  *     check 1a2b3c4d5e6f7081
+ *
+ * A clone (version 2) has three more lines before check (and before the
+ * encryption lines, so that the mac covers them):
+ *
+ *     base s3://bucket/vol@monday
+ *     base-uuid 0b8e1c2d-3f4a-4b5c-8d6e-7f8091a2b3c4
+ *     base-seq 1234
+ *
+ * An encrypted volume (version 2) has five more lines before check:
+ *
+ *     encryption xchacha20-poly1305
+ *     kdf argon2id ops=3 mem=67108864
+ *     salt 00112233445566778899aabbccddeeff
+ *     key-check <64 hex digits: keyed BLAKE2b of the kdf and salt lines>
+ *     mac <64 hex digits: keyed BLAKE2b of every byte before this line>
  *
  * `check` is the XXH3-64, 16 lower-case hex digits, of every byte before
  * the check line.  Parsing refuses a bad check, an unknown version, a
  * missing or repeated field, and values outside the format's limits. */
 #include "super.h"
+#include "keys.h"
 #include "util/clock.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +44,30 @@
 
 #define MAX_SEGMENT_SIZE (256u << 20)
 
+int super_encrypted(const struct vol_super *sb)
+{
+    return strcmp(sb->encryption, SUPER_CIPHER) == 0;
+}
+
 int super_validate(const struct vol_super *sb, char *err, size_t errlen)
 {
     uint32_t bs = sb->block_size;
-    if (sb->version != SUPER_VERSION)
-        snprintf(err, errlen, "format version %d is not supported (this buoy reads %d)",
-                 sb->version, SUPER_VERSION);
+    int plain = !sb->encryption[0] || strcmp(sb->encryption, "none") == 0;
+    if (sb->version != SUPER_VERSION && sb->version != SUPER_VERSION_ENCRYPTED)
+        snprintf(err, errlen, "format version %d is not supported (this buoy reads %d and %d)",
+                 sb->version, SUPER_VERSION, SUPER_VERSION_ENCRYPTED);
+    else if (!plain && !super_encrypted(sb))
+        snprintf(err, errlen, "encryption '%s' is not supported: none or " SUPER_CIPHER,
+                 sb->encryption);
+    else if ((plain && !sb->base[0]) != (sb->version == SUPER_VERSION))
+        snprintf(err, errlen, "format version %d does not go with encryption %s%s", sb->version,
+                 plain ? "none" : sb->encryption, sb->base[0] ? " and a base" : "");
+    else if (!plain && (sb->kdf_ops < 1 || sb->kdf_ops > KEYS_MAX_OPS ||
+                        sb->kdf_mem < KEYS_MIN_MEM || sb->kdf_mem > KEYS_MAX_MEM))
+        snprintf(err, errlen,
+                 "KDF parameters ops=%" PRIu64 " mem=%" PRIu64
+                 " are out of range (ops 1..%d, mem 8K..4G)",
+                 sb->kdf_ops, sb->kdf_mem, KEYS_MAX_OPS);
     else if (bs < 512 || bs > 65536 || (bs & (bs - 1)))
         snprintf(err, errlen, "block size %u is not a power of two from 512 to 65536", bs);
     else if (sb->size == 0 || sb->size % bs)
@@ -108,7 +140,63 @@ void super_new_uuid(uint8_t u[16])
     u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
 }
 
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+    if (strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = s[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        out[i / 2] = (uint8_t)(i % 2 ? (out[i / 2] | v) : v << 4);
+    }
+    return 0;
+}
+
+/* What the key-check is a MAC of: the KDF and salt lines, as written. */
+static void key_check_of(const struct vol_super *sb, const struct vol_keys *k, uint8_t out[32])
+{
+    char salt[33];
+    struct buf m = {0};
+    hex(sb->salt, sizeof sb->salt, salt);
+    buf_printf(&m, "buoy key-check 1\nkdf argon2id ops=%" PRIu64 " mem=%" PRIu64 "\nsalt %s\n",
+               sb->kdf_ops, sb->kdf_mem, salt);
+    keys_mac(k->check, m.p, m.len, out);
+    buf_free(&m);
+}
+
+void super_set_encryption(struct vol_super *sb, const struct vol_keys *k)
+{
+    sb->version = SUPER_VERSION_ENCRYPTED;
+    snprintf(sb->encryption, sizeof sb->encryption, "%s", SUPER_CIPHER);
+    key_check_of(sb, k, sb->key_check);
+}
+
+int super_verify_keys(const struct vol_super *sb, const char *text, const struct vol_keys *k)
+{
+    uint8_t want[32];
+    key_check_of(sb, k, want);
+    if (sodium_memcmp(want, sb->key_check, sizeof want) != 0)
+        return SUPER_WRONG_KEY;
+    keys_mac(k->mac, text, sb->mac_covers, want);
+    if (sodium_memcmp(want, sb->mac, sizeof want) != 0)
+        return SUPER_ALTERED;
+    return 0;
+}
+
 void super_encode(const struct vol_super *sb, struct buf *out)
+{
+    super_encode_keyed(sb, NULL, out);
+}
+
+void super_encode_keyed(const struct vol_super *sb, const struct vol_keys *k, struct buf *out)
 {
     char uuid[37], when[32];
     struct tm tm;
@@ -127,6 +215,22 @@ void super_encode(const struct vol_super *sb, struct buf *out)
         buf_printf(out, "base %s\nbase-uuid %s\nbase-seq %" PRIu64 "\n", sb->base, bu,
                    sb->base_seq);
     }
+    if (super_encrypted(sb)) {
+        char salt[33], kc[65], mac[65];
+        uint8_t m[32];
+        hex(sb->salt, sizeof sb->salt, salt);
+        hex(sb->key_check, sizeof sb->key_check, kc);
+        buf_printf(out,
+                   "encryption %s\nkdf argon2id ops=%" PRIu64 " mem=%" PRIu64
+                   "\nsalt %s\nkey-check %s\n",
+                   sb->encryption, sb->kdf_ops, sb->kdf_mem, salt, kc);
+        if (k)
+            keys_mac(k->mac, out->p + start, out->len - start, m);
+        else
+            memcpy(m, sb->mac, sizeof m);
+        hex(m, sizeof m, mac);
+        buf_printf(out, "mac %s\n", mac);
+    }
     buf_printf(out, "check %016llx\n",
                (unsigned long long)XXH3_64bits(out->p + start, out->len - start));
 }
@@ -142,8 +246,10 @@ static int parse_u64(const char *v, uint64_t *out)
 
 int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, size_t errlen)
 {
-    enum { F_UUID = 1, F_SIZE = 2, F_BS = 4, F_SEG = 8, F_COMP = 16, F_CREATED = 32,
-           F_BASE = 64, F_BASE_UUID = 128, F_BASE_SEQ = 256 };
+    enum { F_UUID = 1, F_SIZE = 2, F_BS = 4, F_SEG = 8, F_COMP = 16, F_CREATED = 32 };
+    enum { F_ENC = 64, F_KDF = 128, F_SALT = 256, F_KCHK = 512, F_MAC = 1024 };
+    enum { F_BASE = 2048, F_BASE_UUID = 4096, F_BASE_SEQ = 8192 };
+    const unsigned F_CRYPT = F_ENC | F_KDF | F_SALT | F_KCHK | F_MAC;
     const char *check = NULL;
     unsigned seen = 0;
     memset(sb, 0, sizeof *sb);
@@ -233,6 +339,29 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
         } else if (strcmp(k, "base-seq") == 0) {
             bit = F_BASE_SEQ;
             bad = parse_u64(v, &sb->base_seq) < 0;
+        } else if (strcmp(k, "encryption") == 0) {
+            bit = F_ENC;
+            bad = strlen(v) >= sizeof sb->encryption;
+            if (!bad)
+                strcpy(sb->encryption, v);
+        } else if (strcmp(k, "kdf") == 0) {
+            unsigned long long ops = 0, mem = 0;
+            char extra;
+            bit = F_KDF;
+            bad = sscanf(v, "argon2id ops=%llu mem=%llu%c", &ops, &mem, &extra) != 2;
+            sb->kdf_ops = ops;
+            sb->kdf_mem = mem;
+        } else if (strcmp(k, "salt") == 0) {
+            bit = F_SALT;
+            bad = unhex(v, sb->salt, sizeof sb->salt) < 0;
+        } else if (strcmp(k, "key-check") == 0) {
+            bit = F_KCHK;
+            bad = unhex(v, sb->key_check, sizeof sb->key_check) < 0;
+        } else if (strcmp(k, "mac") == 0) {
+            /* the mac is of everything before it, so nothing may follow it */
+            bit = F_MAC;
+            bad = unhex(v, sb->mac, sizeof sb->mac) < 0 || p != check;
+            sb->mac_covers = (size_t)(p - text) - n - 1;
         } else
             continue; /* unknown fields from a later minor change are ignored */
         if (bad || (seen & bit)) {
@@ -242,8 +371,14 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
         seen |= bit;
     }
     unsigned clone = F_BASE | F_BASE_UUID | F_BASE_SEQ;
-    if ((seen & ~clone) != (F_UUID | F_SIZE | F_BS | F_SEG | F_COMP | F_CREATED)) {
-        snprintf(err, errlen, "superblock lacks a field");
+    unsigned need = F_UUID | F_SIZE | F_BS | F_SEG | F_COMP | F_CREATED;
+    if (super_encrypted(sb))
+        need |= F_CRYPT;
+    else
+        seen &= ~(unsigned)F_ENC; /* "encryption none" may be said or not */
+    if ((seen & ~clone) != need) {
+        snprintf(err, errlen, "superblock lacks a field%s",
+                 super_encrypted(sb) ? " of encryption" : " (or has stray encryption fields)");
         return -1;
     }
     if ((seen & clone) && (seen & clone) != clone) {

@@ -11,6 +11,14 @@
 #define SUPER_KEY "super"
 #define SUPER_VERSION 1
 #define SUPER_BASE_MAX 1100 /* a URL of up to 1024 bytes, "@" and a snapshot name */
+/* A superblock with lines an older buoy must not ignore (encryption, a
+ * clone's base) says version 2, so that a buoy from before them refuses it
+ * instead of ignoring those lines. */
+#define SUPER_VERSION_2 2
+#define SUPER_VERSION_ENCRYPTED SUPER_VERSION_2
+#define SUPER_CIPHER "xchacha20-poly1305"
+
+struct vol_keys;
 
 struct vol_super {
     int version;
@@ -26,6 +34,13 @@ struct vol_super {
     char base[SUPER_BASE_MAX];
     uint8_t base_uuid[16];
     uint64_t base_seq;
+    /* encryption (docs/FORMAT.md, Encryption); all zero on a plain volume */
+    char encryption[24];   /* SUPER_CIPHER, or "none" / "" */
+    uint64_t kdf_ops, kdf_mem; /* Argon2id passes and bytes */
+    uint8_t salt[16];
+    uint8_t key_check[32];
+    uint8_t mac[32];
+    size_t mac_covers;     /* super_parse: bytes of the text the mac is of */
 };
 
 /* Checks the fields against the format's limits; -1 + err when out of them. */
@@ -34,7 +49,20 @@ int super_validate(const struct vol_super *sb, char *err, size_t errlen);
 int super_zstd_level(const struct vol_super *sb);
 /* The text form, check line included. */
 void super_encode(const struct vol_super *sb, struct buf *out);
-/* Parses and verifies; -1 + err naming what is wrong. */
+/* With encryption, the mac line is computed under k's mac key (k NULL:
+ * sb->mac is written as it is). */
+void super_encode_keyed(const struct vol_super *sb, const struct vol_keys *k, struct buf *out);
+int super_encrypted(const struct vol_super *sb);
+/* Makes sb an encrypted volume's: version, cipher and key-check (salt and
+ * KDF parameters must be set, k derived from them). */
+void super_set_encryption(struct vol_super *sb, const struct vol_keys *k);
+/* For an encrypted sb parsed from text: 0 when k opens it, SUPER_WRONG_KEY
+ * when k does not pass the key-check, SUPER_ALTERED when the text's mac
+ * does not match. */
+enum { SUPER_WRONG_KEY = 1, SUPER_ALTERED = 2 };
+int super_verify_keys(const struct vol_super *sb, const char *text, const struct vol_keys *k);
+/* Parses and verifies; -1 + err naming what is wrong.  The mac of an
+ * encrypted superblock needs the key: super_verify_keys() checks it. */
 int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, size_t errlen);
 /* A fresh random (version 4) uuid. */
 void super_new_uuid(uint8_t uuid[16]);

@@ -61,6 +61,7 @@
 #include "fence.h"
 #include "io.h"
 #include "journal.h"
+#include "keys.h"
 #include "map.h"
 #include "seg.h"
 #include "super.h"
@@ -212,6 +213,7 @@ struct vol {
     int has_lease;
     struct lease lease;          /* used by vol_open, then only by the lease thread */
     struct store *lease_st;      /* the lease's own store stack */
+    struct vol_keys *keys;       /* an encrypted volume's, NULL for a plain one */
     pthread_t lease_thread;
     int lease_running, lease_stop, lease_paused;
     pthread_mutex_t lease_lock;  /* guards lease_deadline_ms, lease_stop, lease_paused */
@@ -1382,6 +1384,8 @@ static int take_lease(struct vol *v, const char *url, const struct vol_opts *o,
     struct store_opts lo = o->store;
     lo.fault = NULL; /* injected faults are for the data path; the lease tests its own */
     v->lease_st = store_open(url, &lo, err, errlen);
+    if (v->lease_st)
+        v->lease_st = vol_wrap_store(v, v->lease_st, err, errlen);
     if (!v->lease_st)
         return -1;
     uint64_t ttl = o->lease_ms > 0 ? (uint64_t)o->lease_ms : 10000;
@@ -1900,23 +1904,42 @@ static int open_origins(struct vol *v, const struct vol_opts *o, char *err, size
             snprintf(err, errlen, "the volume this one was cloned from: %s", why);
             return -1;
         }
-        og->io = io_start(og->st);
         v->norigins++;
         struct buf b = {0};
         struct vol_super psb;
-        enum store_err e = io_get(og->io, SUPER_KEY, 0, 0, &b, why, sizeof why);
+        enum store_err e = store_get(og->st, SUPER_KEY, 0, 0, &b, NULL, why, sizeof why);
         if (e == STORE_ENOTFOUND)
             snprintf(why, sizeof why, "no volume there");
         int bad = e || super_parse(b.p, b.len, &psb, why, sizeof why) < 0;
-        buf_free(&b);
         if (!bad && memcmp(psb.uuid, cur.base_uuid, 16) != 0)
             bad = snprintf(why, sizeof why, "another volume is there now (its uuid differs)");
         else if (!bad && psb.block_size != v->bs)
             bad = snprintf(why, sizeof why, "its block size differs");
+        else if (!bad && super_encrypted(&psb) != (v->keys != NULL))
+            bad = snprintf(why, sizeof why, "one of the two is encrypted and the other not");
+        else if (!bad && v->keys) {
+            /* a clone keeps its base's salt, so the keys are the same; the
+             * base's own key-check and mac prove it */
+            int k = super_verify_keys(&psb, b.p, v->keys);
+            if (k)
+                bad = snprintf(why, sizeof why, "%s",
+                               k == SUPER_WRONG_KEY ? "its keys are not this volume's"
+                                                    : "its superblock was altered");
+            else {
+                struct store *c = store_crypt_open(og->st, v->keys->data, psb.uuid, why,
+                                                   sizeof why);
+                if (c)
+                    og->st = c;
+                else
+                    bad = 1;
+            }
+        }
+        buf_free(&b);
         if (bad) {
             snprintf(err, errlen, "%s, the base of this clone: %s", cur.base, why);
             return -1;
         }
+        og->io = io_start(og->st);
         char sk[SNAP_KEY_SIZE];
         snap_key(name + 1, sk);
         if (io_get(og->io, sk, 0, 1, &b, why, sizeof why) == STORE_ENOTFOUND)
@@ -1934,7 +1957,8 @@ static int open_origins(struct vol *v, const struct vol_opts *o, char *err, size
 static void close_origins(struct vol *v)
 {
     for (unsigned i = 1; i < v->norigins; i++) {
-        io_stop(v->origins[i].io);
+        if (v->origins[i].io)
+            io_stop(v->origins[i].io);
         store_close(v->origins[i].st);
         free(v->origins[i].url);
     }
@@ -2383,6 +2407,9 @@ static void free_vol(struct vol *v)
     free(v->orphans);
     free(v->pins);
     free(v->snapshot);
+    if (v->keys)
+        keys_wipe(v->keys);
+    free(v->keys);
     pthread_cond_destroy(&v->wake);
     pthread_cond_destroy(&v->gc_wake);
     pthread_cond_destroy(&v->lease_wake);
@@ -2390,6 +2417,50 @@ static void free_vol(struct vol *v)
     pthread_mutex_destroy(&v->snap_lock);
     pthread_mutex_destroy(&v->lock);
     free(v);
+}
+
+struct store *vol_wrap_store(struct vol *v, struct store *s, char *err, size_t errlen)
+{
+    if (!v->keys)
+        return s;
+    struct store *c = store_crypt_open(s, v->keys->data, v->sb.uuid, err, errlen);
+    if (!c)
+        store_close(s);
+    return c;
+}
+
+/* Reads and parses the superblock (synchronously: before the I/O thread
+ * starts); for an encrypted volume, unlocks its keys and puts the
+ * encryption layer on top of v->st. */
+static int read_super(struct vol *v, const char *url, const struct vol_opts *o, struct buf *sbuf,
+                      char *err, size_t errlen)
+{
+    char why[STORE_ERRMSG_MAX];
+    enum store_err e = store_get(v->st, SUPER_KEY, 0, 0, sbuf, NULL, why, sizeof why);
+    if (e == STORE_ENOTFOUND) {
+        snprintf(err, errlen, "no volume at %s; make one with buoy create", url);
+        return -1;
+    }
+    if (e) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (super_parse(sbuf->p, sbuf->len, &v->sb, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s/%s: %s", url, SUPER_KEY, why);
+        return -1;
+    }
+    if (!super_encrypted(&v->sb)) {
+        if (o->passphrase_file) {
+            snprintf(err, errlen, "%s is not encrypted: drop --passphrase-file", url);
+            return -1;
+        }
+        return 0;
+    }
+    v->keys = xcalloc(1, sizeof *v->keys);
+    if (keys_unlock(&v->sb, sbuf->p, o->passphrase_file, url, v->keys, err, errlen) < 0)
+        return -1;
+    v->st = vol_wrap_store(v, v->st, err, errlen);
+    return v->st ? 0 : -1;
 }
 
 struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_t errlen)
@@ -2437,20 +2508,9 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     v->st = store_open(url, &o->store, err, errlen);
     if (!v->st)
         goto fail;
-    v->io = io_start(v->st);
-    enum store_err e = io_get(v->io, SUPER_KEY, 0, 0, &sbuf, why, sizeof why);
-    if (e == STORE_ENOTFOUND) {
-        snprintf(err, errlen, "no volume at %s; make one with buoy create", url);
+    if (read_super(v, url, o, &sbuf, err, errlen) < 0)
         goto fail;
-    }
-    if (e) {
-        snprintf(err, errlen, "%s", why);
-        goto fail;
-    }
-    if (super_parse(sbuf.p, sbuf.len, &v->sb, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s/%s: %s", url, SUPER_KEY, why);
-        goto fail;
-    }
+    v->io = io_start(v->st); /* drives v->st, the encryption layer included, from now on */
     v->bs = v->sb.block_size;
     v->nblocks = v->sb.size / v->bs;
     if (open_origins(v, o, err, errlen) < 0)

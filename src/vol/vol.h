@@ -30,6 +30,7 @@ struct vol_opts {
     int gc_interval_ms;    /* how often the cleaner looks; 0 = 1000 */
     int lease_ms;          /* the writer lease's time; 0 = 10000 */
     int takeover;          /* take the lease from another holder once it stops renewing */
+    const char *passphrase_file; /* an encrypted volume's; must be NULL for a plain one */
 };
 #define VOL_NO_CACHE UINT64_MAX
 
@@ -145,11 +146,22 @@ int vol_snapshot_delete(const char *url, const char *name, const struct vol_opts
 int vol_live_clones(struct store *s, const char *name, const struct store_opts *so, char ***urls,
                     size_t *n, char *err, size_t errlen);
 void vol_free_urls(char **urls, size_t n);
+/* The store of the volume at url with its superblock read into sb; for an
+ * encrypted volume, its keys unlocked from o->passphrase_file and the
+ * encryption layer on top.  NULL + a one-line err. */
+struct vol_super;
+struct store *vol_open_store(const char *url, const struct vol_opts *o, struct vol_super *sb,
+                             char *err, size_t errlen);
 
 /* For tests: stop (1) or resume (0) renewing the writer lease, as a writer
  * cut off from the store would; 2 also stops it noticing, as a writer whose
  * clock is wrong or that was frozen would (only fencing protects then). */
 void vol_test_pause_lease(struct vol *v, int paused);
+
+/* s (a store stack of the volume's URL) wrapped in the volume's encryption
+ * layer, or s itself when the volume is not encrypted; the result owns s.
+ * NULL + err on failure (s is closed). */
+struct store *vol_wrap_store(struct vol *v, struct store *s, char *err, size_t errlen);
 
 /* The reason for the sticky error state, "" when there is none. */
 const char *vol_error(const struct vol *v);

@@ -2,10 +2,12 @@
 #include "tap.h"
 #include "util/mem.h"
 #include "util/size.h"
+#include "vol/keys.h"
 #include "vol/super.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 static void test_sizes(void)
@@ -118,6 +120,11 @@ static void test_clone_lines(void)
     super_new_uuid(sb.base_uuid);
     sb.base_seq = 1234;
     super_encode(&sb, &b);
+    ok(super_parse(b.p, b.len, &back, err, sizeof err) < 0 && strstr(err, "and a base"),
+       "a clone's superblock must say version 2, so that older readers refuse it: %s", err);
+    sb.version = SUPER_VERSION_2;
+    buf_reset(&b);
+    super_encode(&sb, &b);
     is_int(super_parse(b.p, b.len, &back, err, sizeof err), 0, "a clone's superblock parses");
     ok(strcmp(back.base, sb.base) == 0 && memcmp(back.base_uuid, sb.base_uuid, 16) == 0 &&
            back.base_seq == 1234,
@@ -143,6 +150,135 @@ static void test_clone_lines(void)
     buf_free(&c);
 }
 
+/* Replaces the line starting with name by name + " " + value and redoes
+ * the check line, as someone editing the file with care would. */
+static void edit(struct buf *b, const char *name, const char *value)
+{
+    struct buf o = {0};
+    for (const char *p = b->p; p < b->p + b->len;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = (size_t)(nl - p) + 1;
+        if (strncmp(p, "check ", 6) == 0)
+            break;
+        if (strncmp(p, name, strlen(name)) == 0 && p[strlen(name)] == ' ')
+            buf_printf(&o, "%s %s\n", name, value);
+        else
+            buf_append(&o, p, n);
+        p += n;
+    }
+    buf_printf(&o, "check %016llx\n", (unsigned long long)XXH3_64bits(o.p, o.len));
+    buf_free(b);
+    *b = o;
+}
+
+static void test_encrypted(void)
+{
+    struct vol_super sb = sample(), back;
+    struct vol_keys k, other;
+    struct buf b = {0}, c = {0};
+    char err[256];
+    keys_new_salt(sb.salt);
+    sb.kdf_ops = 1;
+    sb.kdf_mem = 1 << 20;
+    ok(keys_derive("secret", 6, sb.salt, sb.kdf_ops, sb.kdf_mem, &k, err, sizeof err) == 0 &&
+           keys_derive("secreT", 6, sb.salt, sb.kdf_ops, sb.kdf_mem, &other, err, sizeof err) == 0,
+       "Argon2id derives keys");
+    ok(memcmp(k.data, k.check, 32) != 0 && memcmp(k.check, k.mac, 32) != 0 &&
+           memcmp(k.data, other.data, 32) != 0,
+       "the derived keys differ from each other and from another passphrase's");
+    super_set_encryption(&sb, &k);
+    super_encode_keyed(&sb, &k, &b);
+    ok(strncmp(b.p, "buoy-volume 2\n", 14) == 0 &&
+           strstr(b.p, "\nencryption " SUPER_CIPHER "\n") &&
+           strstr(b.p, "\nkdf argon2id ops=1 mem=1048576\n") && strstr(b.p, "\nmac "),
+       "an encrypted superblock is version 2 and names cipher and KDF");
+    is_int(super_parse(b.p, b.len, &back, err, sizeof err), 0, "it parses: %s", err);
+    ok(super_encrypted(&back) && back.kdf_ops == 1 && back.kdf_mem == 1 << 20 &&
+           memcmp(back.salt, sb.salt, 16) == 0,
+       "the encryption fields survive");
+    is_int(super_verify_keys(&back, b.p, &k), 0, "the right key opens it");
+    is_int(super_verify_keys(&back, b.p, &other), SUPER_WRONG_KEY, "another passphrase is wrong");
+    super_encode(&back, &c);
+    ok(c.len == b.len && memcmp(c.p, b.p, b.len) == 0,
+       "re-encoding a parsed superblock gives the same text");
+    buf_free(&c);
+
+    static const char *const edits[][2] = {
+        {"size", "34359738368"},
+        {"uuid", "6f1c0d2e-8a5b-4c1e-9f00-2b7d3c4e5f60"},
+        {"compression", "zstd"},
+        {"segment-size", "4194304"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        buf_append(&c, b.p, b.len);
+        edit(&c, edits[i][0], edits[i][1]);
+        ok(super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+               super_verify_keys(&back, c.p, &k) == SUPER_ALTERED,
+           "an edited %s (check redone) is caught by the mac", edits[i][0]);
+        buf_free(&c);
+    }
+    buf_append(&c, b.p, b.len);
+    edit(&c, "kdf", "argon2id ops=2 mem=1048576");
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+           super_verify_keys(&back, c.p, &k) != 0,
+       "edited KDF parameters fail the key-check");
+    buf_free(&c);
+    buf_append(&c, b.p, b.len);
+    edit(&c, "encryption", "none");
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) < 0,
+       "version 2 without encryption is refused: %s", err);
+    buf_free(&c);
+
+    /* a line before the mac is covered by it; one after it is refused */
+    const char *mac = strstr(b.p, "\nmac ") + 1, *chk = strstr(b.p, "\ncheck ") + 1;
+    buf_append(&c, b.p, (size_t)(mac - b.p));
+    buf_puts(&c, "extra 1\n");
+    buf_append(&c, mac, (size_t)(chk - mac));
+    buf_printf(&c, "check %016llx\n", (unsigned long long)XXH3_64bits(c.p, c.len));
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+           super_verify_keys(&back, c.p, &k) == SUPER_ALTERED,
+       "a line slipped in before the mac is caught");
+    buf_free(&c);
+    buf_append(&c, b.p, (size_t)(chk - b.p));
+    buf_puts(&c, "extra 1\n");
+    buf_printf(&c, "check %016llx\n", (unsigned long long)XXH3_64bits(c.p, c.len));
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) < 0, "a line after the mac is refused: %s",
+       err);
+    buf_free(&c);
+
+    struct vol_super plain = sample();
+    super_encode(&plain, &c);
+    ok(!strstr(c.p, "encryption") && super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+           !super_encrypted(&back),
+       "a plain volume's superblock is as before");
+    buf_free(&c);
+    buf_free(&b);
+    keys_wipe(&k);
+    keys_wipe(&other);
+}
+
+static void test_passphrase_file(void)
+{
+    char path[] = "/tmp/buoy-test-pass-XXXXXX", err[512], *pass;
+    size_t len;
+    int fd = mkstemp(path);
+    ok(fd >= 0 && keys_read_passphrase(path, &pass, &len, err, sizeof err) < 0 &&
+           strstr(err, "is empty"),
+       "an empty passphrase file is refused: %s", err);
+    ok(write(fd, "\n", 1) == 1 && keys_read_passphrase(path, &pass, &len, err, sizeof err) < 0 &&
+           strstr(err, "is empty"),
+       "so is one of a newline alone");
+    ok(write(fd, "pw\n\n", 4) == 4 &&
+           keys_read_passphrase(path, &pass, &len, err, sizeof err) == 0 && len == 4 &&
+           memcmp(pass, "\npw\n", 4) == 0,
+       "one trailing newline is stripped, nothing else");
+    keys_free_passphrase(pass, len);
+    close(fd);
+    unlink(path);
+    ok(keys_read_passphrase(path, &pass, &len, err, sizeof err) < 0 && strstr(err, path),
+       "a missing file is named: %s", err);
+}
+
 int main(void)
 {
     plan_no_plan();
@@ -150,5 +286,7 @@ int main(void)
     test_roundtrip();
     test_limits();
     test_clone_lines();
+    test_encrypted();
+    test_passphrase_file();
     return done_testing();
 }

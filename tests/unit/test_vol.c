@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ static const char *endpoint;
 static uint64_t cache_bytes; /* vol_opts.cache_size of open_vol */
 static int gc_mode;          /* the cleaner runs all the time, and the model calls vol_gc */
 static int low_entropy;      /* written bytes compress (for the zstd volume) */
+static const char *passfile; /* vol_opts.passphrase_file of open_vol */
 
 static void make_volume(const char *u)
 {
@@ -51,7 +53,8 @@ static struct vol *open_vol(const char *fault)
                          .gc_threshold = 0.9,
                          .gc_min_garbage = 0.01,
                          .gc_rate = 1ull << 40,
-                         .gc_interval_ms = 3};
+                         .gc_interval_ms = 3,
+                         .passphrase_file = passfile};
     struct vol *v = vol_open(url, &o, err, sizeof err);
     if (!v)
         bail_out(err);
@@ -165,6 +168,8 @@ static void test_model(const char *fault, uint64_t seed, int nops)
              gc_mode ? ", GC running" : "");
     if (low_entropy)
         snprintf(name + strlen(name), sizeof name - strlen(name), ", zstd volume");
+    if (passfile)
+        snprintf(name + strlen(name), sizeof name - strlen(name), ", encrypted");
     is_int(c.errors, 0, "%s: no operation failed (%d ops)", name, c.ops);
     is_int(c.read_mismatch, 0, "%s: every read matched the reference (%d reads)", name, c.reads);
     is_int(compare_all(v), -1, "%s: the whole volume matches at the end", name);
@@ -267,6 +272,75 @@ static void test_zstd(int ops)
     gc_mode = 0;
     low_entropy = 0;
     snprintf(url, sizeof url, "%s", saved);
+}
+
+/* grep's exit status for the 32 bytes at p under dir: 0 found, 1 not. */
+static int grep_bytes(const char *dir, const char *p)
+{
+    char cmd[800], hexs[200] = "";
+    for (int i = 0; i < 32; i++)
+        snprintf(hexs + strlen(hexs), sizeof hexs - strlen(hexs), "\\x%02x", (uint8_t)p[i]);
+    snprintf(cmd, sizeof cmd, "LC_ALL=C grep -rqaP '%s' %s", hexs, dir);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* An encrypted volume (zstd inside, GC running): the model with reopens
+ * and crashes, nothing written readable in the store, and the wrong, a
+ * missing or a needless passphrase refused at open. */
+static void test_encrypted(int ops)
+{
+    char saved[300], pf[300], wrong[300], err[512];
+    snprintf(saved, sizeof saved, "%s", url);
+    snprintf(url, sizeof url, "%s-crypt", saved);
+    if (!endpoint)
+        snprintf(url, sizeof url, "%s/store-crypt", root);
+    snprintf(pf, sizeof pf, "%s/pass", root);
+    snprintf(wrong, sizeof wrong, "%s/wrong", root);
+    voltest_make_crypt(url, endpoint, VOL_SIZE, 64 << 10, "zstd", pf, "correct horse");
+    FILE *f = fopen(wrong, "w");
+    fputs("correct horse!\n", f);
+    fclose(f);
+    memset(ref, 0, VOL_SIZE);
+    passfile = pf;
+    gc_mode = 1;
+    test_model(NULL, 8, ops / 3);
+    test_model("err=0.05,latency=1,seed=9", 9, ops / 8);
+    gc_mode = 0;
+    struct vol *v = open_vol(NULL);
+    char *buf = xmalloc(64 << 10);
+    for (size_t i = 0; i < (64 << 10); i++)
+        buf[i] = (char)("buoy-secret-pattern-"[i % 20] ^ (i / 20 % 251));
+    is_int(vol_write(v, buf, 1 << 20, 64 << 10, 0), 0, "encrypted: a distinctive write");
+    memcpy(ref + (1 << 20), buf, 64 << 10);
+    is_int(vol_close(v), 0, "encrypted: close");
+    if (!endpoint) {
+        char ctl[400];
+        snprintf(ctl, sizeof ctl, "%s/control", root);
+        FILE *cf = fopen(ctl, "w");
+        fwrite(buf + 40000, 1, 100, cf);
+        fclose(cf);
+        is_int(grep_bytes(ctl, buf + 40000), 0, "encrypted: (the search finds plain bytes)");
+        ok(grep_bytes(url, buf) == 1 && grep_bytes(url, buf + 40000) == 1,
+           "encrypted: the written bytes appear nowhere in the store");
+    }
+    free(buf);
+    v = open_vol(NULL);
+    is_int(compare_all(v), -1, "encrypted: a cold reopen reads the reference back");
+    vol_close(v);
+
+    struct vol_opts o = {.store = {.retries = -1, .endpoint = endpoint}, .read_only = 1,
+                         .passphrase_file = wrong};
+    ok(!vol_open(url, &o, err, sizeof err) && strstr(err, "wrong passphrase for "),
+       "encrypted: a wrong passphrase is refused: %s", err);
+    o.passphrase_file = NULL;
+    ok(!vol_open(url, &o, err, sizeof err) && strstr(err, "is encrypted: give --passphrase-file"),
+       "encrypted: no passphrase is refused: %s", err);
+    passfile = NULL;
+    snprintf(url, sizeof url, "%s", saved);
+    o.passphrase_file = pf;
+    ok(!vol_open(url, &o, err, sizeof err) && strstr(err, "is not encrypted"),
+       "a passphrase for a plain volume is refused: %s", err);
 }
 
 static void test_seal_age(void)
@@ -475,6 +549,7 @@ int main(void)
     gc_mode = 0;
     test_gc_reclaims();
     test_zstd(ops);
+    test_encrypted(ops);
     if (!endpoint)
         test_corruption();
     free(ref);

@@ -20,8 +20,9 @@
  * finish out of order when the kill comes.  TRIALS (environment) sets the
  * number of kill trials; make check runs 200, then 50 of each other kind:
  * crash points, uploads out of order, kill -9 and crash points while GC
- * copies and deletes, a zstd volume, and a clone (its base's segments
- * shared, GC running: the clone's crashes and GC never touch its base). */
+ * copies and deletes, a zstd volume, an encrypted zstd volume, and a clone
+ * (its base's segments shared, GC running: the clone's crashes and GC
+ * never touch its base). */
 #include "store/store.h"
 #include "tap.h"
 #include "voltest.h"
@@ -48,6 +49,7 @@ static int gc_mode; /* the writer runs the cleaner all the time, and vol_gc ever
 static const char *compression = "none"; /* of the volumes series() makes */
 static int clone_mode; /* series() crashes a clone of a snapshot (buoy clone), not a new volume */
 static char base_url[320];
+static const char *passfile;              /* set: series() makes encrypted volumes */
 
 struct op {
     int kind; /* 0 write, 1 trim, 2 flush */
@@ -88,7 +90,8 @@ static struct vol *open_vol(const char *fault, char *err, size_t errlen)
                          .gc_threshold = 0.95,
                          .gc_min_garbage = 0.01,
                          .gc_rate = 1ull << 40,
-                         .gc_interval_ms = 2};
+                         .gc_interval_ms = 2,
+                         .passphrase_file = passfile};
     return vol_open(url, &o, err, errlen);
 }
 
@@ -250,7 +253,11 @@ static struct trial run_trial(uint64_t seed, uint64_t start, const char *fault, 
 static void make_volume(char *ref)
 {
     if (!clone_mode) {
-        voltest_make_c(url, NULL, VOL_SIZE, 32 << 10, compression);
+        if (passfile)
+            voltest_make_crypt(url, NULL, VOL_SIZE, 32 << 10, compression, passfile,
+                               "crash test");
+        else
+            voltest_make_c(url, NULL, VOL_SIZE, 32 << 10, compression);
         return;
     }
     char err[512], src[400];
@@ -410,10 +417,19 @@ int main(void)
     snprintf(url, sizeof url, "%s/store-zstd", root);
     series("kill -9, zstd volume", trials / 4 > 0 ? trials / 4 : 1, 16, 0,
            "latency=1,jitter=20,ops=put");
+    char pf[400];
+    snprintf(pf, sizeof pf, "%s/pass", root);
+    passfile = pf; /* encrypted (and packed): every upload goes through the crypt layer */
+    snprintf(url, sizeof url, "%s/store-crypt", root);
+    series("kill -9, encrypted volume", trials / 4 > 0 ? trials / 4 : 1, 17, 0,
+           "latency=1,jitter=20,ops=put");
+    snprintf(url, sizeof url, "%s/store-crypt-points", root);
+    series("crash_after_puts, encrypted volume", trials / 8 > 0 ? trials / 8 : 1, 18, 1, NULL);
+    passfile = NULL;
     compression = "none";
     clone_mode = gc_mode = 1; /* a clone with its GC running: its base is never touched */
     snprintf(url, sizeof url, "%s/store-clone", root);
-    series("kill -9, a clone during GC", trials / 4 > 0 ? trials / 4 : 1, 17, 0,
+    series("kill -9, a clone during GC", trials / 4 > 0 ? trials / 4 : 1, 19, 0,
            "latency=1,jitter=20,ops=put+get");
     clone_mode = gc_mode = 0;
     char cmd[400];

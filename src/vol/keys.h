@@ -1,0 +1,51 @@
+/* keys.h - an encrypted volume's keys, from its passphrase.
+ *
+ *     master = Argon2id(passphrase, salt (16 random bytes per volume), ops, mem)
+ *     data   = KDF(master, id 1, "buoyvol1")  the store layer's key (store_crypt.c)
+ *     check  = KDF(master, id 2, "buoyvol1")  MACs the superblock's key-check
+ *     mac    = KDF(master, id 3, "buoyvol1")  MACs the superblock's text
+ *
+ * KDF is libsodium's crypto_kdf_derive_from_key (BLAKE2b); the MACs are
+ * keyed BLAKE2b-256.  The master key never leaves keys_derive(). */
+#ifndef BUOY_KEYS_H
+#define BUOY_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYS_LEN         32
+#define KEYS_SALT_LEN    16
+#define KEYS_DEFAULT_OPS 3
+#define KEYS_DEFAULT_MEM (64ull << 20)
+#define KEYS_MIN_MEM     8192ull      /* libsodium's floor for Argon2id */
+#define KEYS_MAX_MEM     (4ull << 30) /* a superblock asking for more is refused */
+#define KEYS_MAX_OPS     64
+
+struct vol_keys {
+    uint8_t data[KEYS_LEN];
+    uint8_t check[KEYS_LEN];
+    uint8_t mac[KEYS_LEN];
+};
+
+/* The passphrase in FILE: one trailing newline stripped, never empty.  A
+ * warning is logged when group or others may read the file.  *pass is
+ * locked memory: give it back with keys_free_passphrase(). */
+int keys_read_passphrase(const char *path, char **pass, size_t *len, char *err, size_t errlen);
+void keys_free_passphrase(char *pass, size_t len);
+/* Argon2id and the three derived keys; -1 + err when out of memory. */
+int keys_derive(const char *pass, size_t len, const uint8_t salt[KEYS_SALT_LEN], uint64_t ops,
+                uint64_t mem, struct vol_keys *k, char *err, size_t errlen);
+/* Keyed BLAKE2b-256 of msg. */
+void keys_mac(const uint8_t key[KEYS_LEN], const void *msg, size_t n, uint8_t out[KEYS_LEN]);
+/* Fresh random salt. */
+void keys_new_salt(uint8_t salt[KEYS_SALT_LEN]);
+void keys_wipe(struct vol_keys *k);
+
+struct vol_super;
+/* The keys of the encrypted volume at url whose superblock sb was parsed
+ * from text: reads the passphrase file, derives, checks key-check and mac.
+ * -1 + a one-line err: no file given, wrong passphrase, altered superblock. */
+int keys_unlock(const struct vol_super *sb, const char *text, const char *passphrase_file,
+                const char *url, struct vol_keys *k, char *err, size_t errlen);
+
+#endif
