@@ -40,6 +40,7 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("data_stored_bytes", st.data_bytes_stored);
     buf_printf(out, "compression_ratio %.3f\n", st.compression_ratio);
     U("checkpoints", st.checkpoints);
+    U("checkpoints_forced", st.checkpoints_forced);
     U("journal_records_replayed", st.journal_records_replayed);
     U("extents", st.extents);
     U("map_memory_bytes", st.map_bytes);

@@ -209,11 +209,44 @@ struct seg_hdr *get_hdr(struct vol *v, uint32_t idx, char *err, size_t errlen)
 
 
 /* Opens segment next_seq in slot w (rule 7 for the GC slot). */
+/* Rule 3 wants a moment with nothing open, which a write load that never
+ * pauses does not give: with segments always in flight no checkpoint would
+ * be written, so GC would delete nothing and recovery would read every
+ * segment since the last one.  So once twice the checkpoint interval has
+ * gone by, the writer about to open a user segment makes that moment: no
+ * segment may open meanwhile (ckpt_barrier; the others wait in
+ * open_builder), it seals and uploads what is open and writes the
+ * checkpoint.  Writers pause for one upload and one PUT. */
+static int overdue_checkpoint(struct vol *v)
+{
+    v->ckpt_barrier = 1;
+    int rc = seal_all(v);
+    if (!rc)
+        rc = wait_uploads(v); /* its reap writes the checkpoint once nothing is in flight */
+    if (!rc && !any_open(v) && !v->uploads && v->since_ckpt)
+        rc = write_checkpoint(v);
+    v->ckpt_barrier = 0;
+    pthread_cond_broadcast(&v->ckpt_done);
+    v->stats.checkpoints_forced++;
+    return rc;
+}
+
 int open_builder(struct vol *v, struct wseg *w)
 {
     char err[512];
-    if (w->b)
-        return 0;
+    for (;;) { /* while an overdue checkpoint is written, nothing opens */
+        if (w->b)
+            return 0;
+        if (!v->ckpt_barrier)
+            break;
+        pthread_cond_wait(&v->ckpt_done, &v->lock);
+    }
+    if (w == &v->w[W_USER] && !v->replaying && !v->read_only && !v->hold &&
+        v->since_ckpt >= 2 * v->ckpt_every) {
+        int rc = overdue_checkpoint(v);
+        if (rc)
+            return rc;
+    }
     if (w == &v->w[W_GC])
         while (v->w[W_USER].b) { /* rule 7; seal may wait with the lock released */
             int rc = seal(v, &v->w[W_USER]);
@@ -697,6 +730,7 @@ static void free_vol(struct vol *v)
         keys_wipe(v->keys);
     free(v->keys);
     pthread_cond_destroy(&v->wake);
+    pthread_cond_destroy(&v->ckpt_done);
     pthread_cond_destroy(&v->gc_wake);
     pthread_cond_destroy(&v->lease_wake);
     pthread_mutex_destroy(&v->lease_lock);
@@ -762,6 +796,7 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
     pthread_mutex_init(&v->lock, NULL);
     pthread_mutex_init(&v->snap_lock, NULL);
     pthread_cond_init(&v->wake, NULL);
+    pthread_cond_init(&v->ckpt_done, NULL);
     pthread_cond_init(&v->gc_wake, NULL);
     pthread_mutex_init(&v->lease_lock, NULL);
     pthread_cond_init(&v->lease_wake, NULL);

@@ -43,6 +43,7 @@ struct vol_stats {
     uint64_t extents;        /* in the map */
     uint64_t map_bytes;
     uint64_t checkpoints;
+    uint64_t checkpoints_forced; /* written by pausing a write load that never paused */
     uint64_t journal_records_replayed;
     uint64_t segments_ignored; /* found after a missing one at open: not applied */
     uint64_t segments_after_replay; /* at open: in the store past a replayed journal */

@@ -127,6 +127,8 @@ struct vol {
     uint32_t seal_age_ms;
     pthread_t sealer;
     pthread_cond_t wake;
+    int ckpt_barrier;            /* an overdue checkpoint is being written: nothing opens */
+    pthread_cond_t ckpt_done;    /* ckpt_barrier cleared */
     int sealer_running, stopping;
     int replaying; /* builders made during recovery have no journal */
     struct upload *uploads; /* in seal order */

@@ -190,6 +190,52 @@ static void test_model(const char *fault, uint64_t seed, int nops)
     vol_close(v);
 }
 
+/* Overwrites that never pause for a flush: segments are always in flight,
+ * so no moment comes with nothing open (rule 3).  Checkpoints must still be
+ * written (the engine makes the moment), so that GC deletes what the
+ * overwrites emptied and the store stays near the volume's size. */
+static void test_checkpoint_under_load(void)
+{
+    char saved[300];
+    snprintf(saved, sizeof saved, "%s", url);
+    snprintf(url, sizeof url, "%s-load", saved);
+    make_volume(url);
+    memset(ref, 0, VOL_SIZE);
+    /* a store with latency, as S3 has: an upload is always in flight */
+    struct vol *v = open_vol("latency=2,jitter=3,ops=put,seed=5");
+    struct rng r;
+    rng_seed(&r, 404);
+    char *buf = xmalloc(32 << 10);
+    int errors = 0;
+    for (int i = 0; i < 2000; i++) { /* 62.5 MiB into a 4 MiB volume, no flush */
+        for (size_t k = 0; k < (32 << 10); k++)
+            buf[k] = (char)rng_next(&r);
+        uint64_t off = rng_below(&r, VOL_SIZE / (32 << 10)) * (32 << 10);
+        errors += vol_write(v, buf, off, 32 << 10, 0) != 0;
+        memcpy(ref + off, buf, 32 << 10);
+    }
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    is_int(errors, 0, "checkpoints under a write load that never pauses: no write failed");
+    ok(st.checkpoints >= 10 && st.checkpoints_forced >= 10,
+       "  %llu checkpoints were written (%llu by pausing the writes) over %llu segments",
+       (unsigned long long)st.checkpoints, (unsigned long long)st.checkpoints_forced,
+       (unsigned long long)st.segments_uploaded);
+    uint64_t stored = stored_bytes();
+    ok(st.segments_deleted > 0 && stored < 3 * (uint64_t)VOL_SIZE,
+       "  the emptied segments were deleted on the way: %llu deleted, %llu bytes stored for a "
+       "%u byte volume",
+       (unsigned long long)st.segments_deleted, (unsigned long long)stored, VOL_SIZE);
+    is_int(compare_all(v), -1, "  and the volume reads as written");
+    vol_abandon(v); /* a crash: recovery starts from a recent checkpoint */
+    v = open_vol(NULL);
+    is_int(compare_all(v), -1, "  after a crash it still does");
+    vol_close(v);
+    free(buf);
+    memset(ref, 0, VOL_SIZE);
+    snprintf(url, sizeof url, "%s", saved);
+}
+
 /* With durability=local, a flush only syncs the journal; the sealer must
  * still upload the segment on its own once it is older than the seal age. */
 /* Overwrites fill the store with partly live segments; a GC pass takes it back down to
@@ -548,6 +594,7 @@ int main(void)
     test_model("err=0.05,latency=1,seed=6", 6, ops / 6);
     gc_mode = 0;
     test_gc_reclaims();
+    test_checkpoint_under_load();
     test_zstd(ops);
     test_encrypted(ops);
     if (!endpoint)

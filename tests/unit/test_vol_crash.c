@@ -20,9 +20,10 @@
  * finish out of order when the kill comes.  TRIALS (environment) sets the
  * number of kill trials; make check runs 200, then 50 of each other kind:
  * crash points, uploads out of order, kill -9 and crash points while GC
- * copies and deletes, a zstd volume, an encrypted zstd volume, and a clone
- * (its base's segments shared, GC running: the clone's crashes and GC
- * never touch its base). */
+ * copies and deletes, a zstd volume, an encrypted zstd volume, writes that
+ * never flush (the checkpoints come from pausing them, GC deletes behind
+ * them), and a clone (its base's segments shared, GC running: the clone's
+ * crashes and GC never touch its base). */
 #include "store/store.h"
 #include "tap.h"
 #include "voltest.h"
@@ -48,6 +49,7 @@ static char url[300], cache[300];
 static int gc_mode; /* the writer runs the cleaner all the time, and vol_gc every 16 ops */
 static const char *compression = "none"; /* of the volumes series() makes */
 static int clone_mode; /* series() crashes a clone of a snapshot (buoy clone), not a new volume */
+static int no_flush;   /* the stream never flushes: checkpoints come from pausing the writes */
 static char base_url[320];
 static const char *passfile;              /* set: series() makes encrypted volumes */
 
@@ -62,7 +64,7 @@ static void gen_op(uint64_t seed, uint64_t i, struct op *o, char *data)
     struct rng r;
     rng_seed(&r, seed * 1000003 + i);
     uint64_t k = rng_below(&r, 100);
-    o->kind = k < 75 ? 0 : k < 85 ? 1 : 2;
+    o->kind = k < 75 ? 0 : k < 85 ? 1 : no_flush ? 0 : 2;
     o->off = rng_below(&r, VOL_SIZE);
     o->len = 1 + rng_below(&r, rng_below(&r, 4) ? 6000 : 70000);
     if (o->off + o->len > VOL_SIZE)
@@ -110,7 +112,7 @@ static void child(int fd, uint64_t seed, uint64_t start, const char *fault)
         int rc = o.kind == 0   ? vol_write(v, data, o.off, o.len, 0)
                  : o.kind == 1 ? vol_trim(v, o.off, o.len)
                                : vol_flush(v);
-        if (!rc && gc_mode && i % 16 == 15)
+        if (!rc && gc_mode && !no_flush && i % 16 == 15) /* vol_gc flushes */
             rc = vol_gc(v, 0.95, NULL, NULL);
         if (rc)
             _exit(4); /* a crash point makes every request fail: stop like a crash */
@@ -427,6 +429,11 @@ int main(void)
     series("crash_after_puts, encrypted volume", trials / 8 > 0 ? trials / 8 : 1, 18, 1, NULL);
     passfile = NULL;
     compression = "none";
+    no_flush = gc_mode = 1; /* no flush, slow uploads: only overdue checkpoints, GC deletes */
+    snprintf(url, sizeof url, "%s/store-noflush", root);
+    series("kill -9, writes that never pause for a flush", trials / 4 > 0 ? trials / 4 : 1, 20, 0,
+           "latency=2,jitter=10,ops=put");
+    no_flush = 0;
     clone_mode = gc_mode = 1; /* a clone with its GC running: its base is never touched */
     snprintf(url, sizeof url, "%s/store-clone", root);
     series("kill -9, a clone during GC", trials / 4 > 0 ? trials / 4 : 1, 19, 0,
