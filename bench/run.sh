@@ -7,7 +7,9 @@
 # Environment knobs (defaults in brackets):
 #   BENCH_DELAY_MS [20]   delay the proxy puts before each response's first byte
 #   BENCH_BW [0]          per-connection bandwidth cap in bytes/s (0: none)
-#   BENCH_SYSTEMS         which systems, of: buoy-remote buoy-local s3b-64k s3b-1m
+#   BENCH_SYSTEMS         which systems, of: buoy-remote buoy-local s3b-64k s3b-1m,
+#                         and the encrypted ones buoy-crypt s3b-64k-crypt (bench/crypt.sh)
+#   BENCH_REPORT [1]      0: leave bench/RESULTS.md alone (the caller reports)
 #   BENCH_WORKLOADS       which workloads, of: seqwrite seqread randwrite randread untar
 #   BENCH_OUT [bench/out] raw results (fio JSON, logs, results.tsv)
 #   BENCH_REPS            how many times every system runs every workload
@@ -156,11 +158,19 @@ snap() {
 mp=$work/mnt fsdir=$work/fs
 mkdir -p "$mp" "$fsdir"
 
+# The encrypted systems share one passphrase file (buoy: Argon2id at its
+# defaults, XChaCha20-Poly1305; s3backer: --encrypt, its default cipher).
+printf 'bench passphrase\n' >"$work/pass"
+chmod 600 "$work/pass"
 buoy_common() {
     echo --endpoint "$EP" --cache-dir "$work/cache"
+    if [ "$CRYPT" = 1 ]; then echo --passphrase-file "$work/pass"; fi
 }
 buoy_create() {
-    "$BUOY" create s3://bench/vol --size "$VOL_SIZE" --endpoint "$EP" >"$OUT/$sys-create.log" 2>&1
+    local -a c=()
+    if [ "$CRYPT" = 1 ]; then c=(--passphrase-file "$work/pass"); fi
+    "$BUOY" create s3://bench/vol --size "$VOL_SIZE" --endpoint "$EP" "${c[@]}" \
+        >"$OUT/$sys-create.log" 2>&1
 }
 buoy_mount() {
     # shellcheck disable=SC2046
@@ -199,8 +209,10 @@ buoy_cold() {
 
 s3b_create() { :; }
 s3b_mount() {
+    local -a c=()
+    if [ "$CRYPT" = 1 ]; then c=(--encrypt --passwordFile="$work/pass"); fi
     s3backer -f --baseURL="$EP/" --accessId=bench --accessKey=bench \
-        --size="$VOL_SIZE" --blockSize="$BS" --listBlocks bench "$mp" \
+        --size="$VOL_SIZE" --blockSize="$BS" --listBlocks "${c[@]}" bench "$mp" \
         >>"$OUT/$sys-daemon.log" 2>&1 &
     DPID=$!
     pids+=("$DPID")
@@ -422,11 +434,14 @@ stop_servers
 
 for REP in $(seq 1 "$REPS"); do
     for sys in $SYSTEMS; do
+        CRYPT=0
         case $sys in
         buoy-remote) sys_pfx=buoy DUR=remote ;;
         buoy-local) sys_pfx=buoy DUR=local ;;
+        buoy-crypt) sys_pfx=buoy DUR=remote CRYPT=1 ;;
         s3b-64k) sys_pfx=s3b BS=64K ;;
         s3b-1m) sys_pfx=s3b BS=1M ;;
+        s3b-64k-crypt) sys_pfx=s3b BS=64K CRYPT=1 ;;
         *) echo "run.sh: unknown system $sys" >&2; exit 2 ;;
         esac
         log "=== $sys (run $REP of $REPS)"
@@ -447,4 +462,4 @@ for REP in $(seq 1 "$REPS"); do
 done
 echo "loadavg_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 log "results in $OUT/results.tsv"
-"$PYTHON" "$top/bench/report.py" "$OUT" "$top/bench"
+if [ "${BENCH_REPORT:-1}" != 0 ]; then "$PYTHON" "$top/bench/report.py" "$OUT" "$top/bench"; fi
