@@ -71,7 +71,7 @@ static struct store *open_volume_store(const char *url, const struct vol_opts *o
                                        struct vol_super *sb, struct vol_keys *k, int *keyed,
                                        enum store_err *e, char *err, size_t errlen)
 {
-    char why[STORE_ERRMSG_MAX];
+    int got = 0;
     if (keyed)
         *keyed = 0;
     struct store *s = store_open(url, &o->store, err, errlen);
@@ -79,34 +79,21 @@ static struct store *open_volume_store(const char *url, const struct vol_opts *o
     if (!s)
         return NULL;
     struct buf b = {0};
-    *e = store_get(s, SUPER_KEY, 0, 0, &b, NULL, why, sizeof why);
-    if (*e == STORE_ENOTFOUND)
-        snprintf(err, errlen, "no volume at %s", url);
-    else if (*e)
-        snprintf(err, errlen, "%s", why);
-    else if (super_parse(b.p, b.len, sb, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s/%s: %s", url, SUPER_KEY, why);
-        *e = STORE_EFATAL;
-    } else if (k && super_encrypted(sb)) {
-        if (keys_unlock(sb, b.p, o->passphrase_file, url, k, err, errlen) < 0)
-            *e = STORE_EAUTH;
-        else {
-            struct store *c = store_crypt_open(s, k->data, sb->uuid, err, errlen);
-            if (!c)
-                *e = STORE_EFATAL;
-            else {
-                s = c;
-                *keyed = 1;
-            }
-        }
-    } else if (k && o->passphrase_file) {
-        snprintf(err, errlen, "%s is not encrypted: drop --passphrase-file", url);
-        *e = STORE_EFATAL;
-    }
+    int rc = vol_read_super(s, url, o, sb, &b, k, &got, e, err, errlen);
     buf_free(&b);
-    if (*e) {
+    if (!rc && got) {
+        struct store *c = store_crypt_open(s, k->data, sb->uuid, err, errlen);
+        if (c) {
+            s = c;
+            *keyed = 1;
+        } else {
+            rc = -1;
+            *e = STORE_EFATAL;
+        }
+    }
+    if (rc) {
         store_close(s);
-        if (k)
+        if (got)
             keys_wipe(k);
         return NULL;
     }

@@ -752,33 +752,46 @@ struct store *vol_wrap_store(struct vol *v, struct store *s, char *err, size_t e
 /* Reads and parses the superblock (synchronously: before the I/O thread
  * starts); for an encrypted volume, unlocks its keys and puts the
  * encryption layer on top of v->st. */
+int vol_read_super(struct store *s, const char *url, const struct vol_opts *o,
+                   struct vol_super *sb, struct buf *text, struct vol_keys *k, int *keyed,
+                   enum store_err *e, char *err, size_t errlen)
+{
+    char why[STORE_ERRMSG_MAX];
+    if (keyed)
+        *keyed = 0;
+    *e = store_get(s, SUPER_KEY, 0, 0, text, NULL, why, sizeof why);
+    if (*e == STORE_ENOTFOUND)
+        snprintf(err, errlen, "no volume at %s; make one with buoy create", url);
+    else if (*e)
+        snprintf(err, errlen, "%s", why);
+    else if (super_parse(text->p, text->len, sb, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s/%s: %s", url, SUPER_KEY, why);
+        *e = STORE_EFATAL;
+    } else if (k && super_encrypted(sb)) {
+        if (keys_unlock(sb, text->p, o->passphrase_file, url, k, err, errlen) < 0)
+            *e = STORE_EAUTH;
+        else
+            *keyed = 1;
+    } else if (k && o->passphrase_file) {
+        snprintf(err, errlen, "%s is not encrypted: drop --passphrase-file", url);
+        *e = STORE_EFATAL;
+    }
+    return *e ? -1 : 0;
+}
+
 static int read_super(struct vol *v, const char *url, const struct vol_opts *o, struct buf *sbuf,
                       char *err, size_t errlen)
 {
-    char why[STORE_ERRMSG_MAX];
-    enum store_err e = store_get(v->st, SUPER_KEY, 0, 0, sbuf, NULL, why, sizeof why);
-    if (e == STORE_ENOTFOUND) {
-        snprintf(err, errlen, "no volume at %s; make one with buoy create", url);
+    struct vol_keys k;
+    int keyed;
+    enum store_err e;
+    if (vol_read_super(v->st, url, o, &v->sb, sbuf, &k, &keyed, &e, err, errlen) < 0)
         return -1;
-    }
-    if (e) {
-        snprintf(err, errlen, "%s", why);
-        return -1;
-    }
-    if (super_parse(sbuf->p, sbuf->len, &v->sb, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s/%s: %s", url, SUPER_KEY, why);
-        return -1;
-    }
-    if (!super_encrypted(&v->sb)) {
-        if (o->passphrase_file) {
-            snprintf(err, errlen, "%s is not encrypted: drop --passphrase-file", url);
-            return -1;
-        }
+    if (!keyed)
         return 0;
-    }
-    v->keys = xcalloc(1, sizeof *v->keys);
-    if (keys_unlock(&v->sb, sbuf->p, o->passphrase_file, url, v->keys, err, errlen) < 0)
-        return -1;
+    v->keys = xmalloc(sizeof *v->keys);
+    *v->keys = k;
+    keys_wipe(&k);
     v->st = vol_wrap_store(v, v->st, err, errlen);
     return v->st ? 0 : -1;
 }

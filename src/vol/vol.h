@@ -151,6 +151,15 @@ void vol_free_urls(char **urls, size_t n);
  * encrypted volume, its keys unlocked from o->passphrase_file and the
  * encryption layer on top.  NULL + a one-line err. */
 struct vol_super;
+struct vol_keys;
+/* Reads and parses the superblock of the volume at url from store s into
+ * sb (its text into *text, buf_free it).  With k, an encrypted volume's
+ * keys are unlocked from o->passphrase_file into *k (*keyed set), and a
+ * passphrase for a plain volume is refused.  0, or -1 with a one-line err
+ * and *e (STORE_ENOTFOUND: no volume there). */
+int vol_read_super(struct store *s, const char *url, const struct vol_opts *o,
+                   struct vol_super *sb, struct buf *text, struct vol_keys *k, int *keyed,
+                   enum store_err *e, char *err, size_t errlen);
 struct store *vol_open_store(const char *url, const struct vol_opts *o, struct vol_super *sb,
                              char *err, size_t errlen);
 
