@@ -58,7 +58,7 @@ test_expect_success 'kill -9 the active node: the standby owns the address, the 
     done &&
     t1=$(date +%s%N) &&
     echo "takeover_ms $(( (t1 - t0) / 1000000 ))" | tee "$HA_DIR/takeover" &&
-    ha_state 2 >"$HA_DIR/s" && test "$(cat "$HA_DIR/s")" = active &&
+    ha_wait_state 2 active 10 && # web answers just before the node calls itself active
     grep -q "^lease ha/lease holder n2 epoch 2 state held ours yes" "$HA_DIR/status2" &&
     ha_in client ip neigh show $HA_VIP >"$HA_DIR/neigh.after" &&
     grep -q "$mac2" "$HA_DIR/neigh.after"

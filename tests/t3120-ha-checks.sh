@@ -15,11 +15,17 @@ kill_web() {
     read -r pid <"$HA_DIR/web-n$1.pid" && kill -KILL "$pid"
 }
 
-# wait_restarts K N: node K's check "http" has made N restarts.
+# wait_restarts K N: node K's check "http" has made N restarts, and the last
+# of them has finished: resource web is running after its N+1st start.  (The
+# restart counts when it begins; a kill that lands while web.sh start still
+# waits for its server makes that start hang until its timeout, and the node
+# then fails over for a failed restart rather than for running out of them.)
 wait_restarts() {
     local i
     for i in $(seq 1 200); do
         ha_status "$1" && grep -q "^check http kind http state up .* restarts $2/2" "$HA_DIR/status$1" &&
+            grep -q "^resource web kind exec state running starts $(($2 + 1)) .* last \"started\"" \
+                "$HA_DIR/status$1" &&
             return 0
         sleep 0.1
     done
