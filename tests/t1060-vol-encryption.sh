@@ -32,9 +32,10 @@ test_expect_success 'create --passphrase-file makes an encrypted volume' '
     "$BUOY" create "$url" --size 64M --segment-size 1M --compression zstd \
         --passphrase-file "$dir/pass" "${kdf[@]}" >"$dir/out" &&
     grep -q "compression zstd, encryption xchacha20-poly1305, uuid " "$dir/out" &&
-    head -1 "$url/super" | grep -qx "buoy-volume 2" &&
+    head -1 "$url/super" | grep -qx "buoy-volume 3" &&
     grep -qx "encryption xchacha20-poly1305" "$url/super" &&
     grep -qx "kdf argon2id ops=1 mem=8388608" "$url/super" &&
+    grep -q "^wrapped-key [0-9a-f]\{144\}$" "$url/super" &&
     grep -q "^key-check [0-9a-f]\{64\}$" "$url/super" &&
     grep -q "^mac [0-9a-f]\{64\}$" "$url/super"
 '
@@ -79,7 +80,7 @@ test_expect_success 'no passphrase is a clear error; so is one for a plain volum
 
 test_expect_success 'buoy info shows the encryption; without the passphrase, the superblock and the error' '
     "$BUOY" info "$url" --passphrase-file "$dir/pass" >"$dir/info" &&
-    grep -qx "encryption  xchacha20-poly1305, key from the passphrase by argon2id (1 passes, 8 MiB)" "$dir/info" &&
+    grep -qx "encryption  xchacha20-poly1305, a random key wrapped under the passphrase by argon2id (1 passes, 8 MiB)" "$dir/info" &&
     grep -q "^lease       released by " "$dir/info" &&
     test_must_fail "$BUOY" info "$url" >"$dir/info2" 2>"$dir/err" &&
     grep -q "^encryption  xchacha20-poly1305" "$dir/info2" &&
@@ -105,8 +106,9 @@ test_expect_success 'a clone of an encrypted snapshot: encrypted too, the same p
     test_must_fail "$BUOY" clone "$url@s1" "$dir/clone" 2>"$dir/err" &&
     grep -qx "buoy: clone $url@s1 to $dir/clone: $url is encrypted: give --passphrase-file" "$dir/err" &&
     "$BUOY" clone "$url@s1" "$dir/clone" --passphrase-file "$dir/pass" >/dev/null &&
-    head -1 "$dir/clone/super" | grep -qx "buoy-volume 2" &&
+    head -1 "$dir/clone/super" | grep -qx "buoy-volume 3" &&
     grep -q "^base $url@s1$" "$dir/clone/super" &&
+    test "$(grep ^wrapped-key "$dir/clone/super")" = "$(grep ^wrapped-key "$url/super")" &&
     buoy_mount cl "$dir/clone" "$mp" --passphrase-file "$dir/pass" &&
     dd if="$mp/disk" of="$dir/back-cl" bs=1M skip=8 count=4 status=none &&
     cmp "$dir/pattern" "$dir/back-cl" &&

@@ -57,18 +57,16 @@ static int encryption(struct cli_opts *o, struct vol_super *sb, struct vol_keys 
         return cli_error("create: --kdf-memory takes a size from 8K to 4G, not '%s'",
                          o->kdf_memory),
                -1;
-    sb->kdf_ops = o->kdf_passes ? (uint64_t)o->kdf_passes : KEYS_DEFAULT_OPS;
-    sb->kdf_mem = mem;
-    keys_new_salt(sb->salt);
     char *pass;
     size_t len;
     if (keys_read_passphrase(o->passphrase_file, &pass, &len, err, sizeof err) < 0)
         return cli_error("create: %s", err), -1;
-    int rc = keys_derive(pass, len, sb->salt, sb->kdf_ops, sb->kdf_mem, k, err, sizeof err);
+    keys_new(k); /* a random master key, wrapped under the passphrase's */
+    int rc = keys_lock(sb, k, pass, len, o->kdf_passes ? (uint64_t)o->kdf_passes : KEYS_DEFAULT_OPS,
+                       mem, err, sizeof err);
     keys_free_passphrase(pass, len);
     if (rc < 0)
         return cli_error("create: %s", err), -1;
-    super_set_encryption(sb, k);
     return 0;
 }
 

@@ -44,8 +44,10 @@ static void print_encryption(const struct vol_super *sb)
         return;
     }
     size_format(sb->kdf_mem, mem, sizeof mem);
-    printf("encryption  %s, key from the passphrase by argon2id (%" PRIu64 " passes, %s)\n",
-           sb->encryption, sb->kdf_ops, mem);
+    printf("encryption  %s, %s the passphrase by argon2id (%" PRIu64 " passes, %s)\n",
+           sb->encryption,
+           sb->wrapped ? "a random key wrapped under" : "key from",
+           sb->kdf_ops, mem);
 }
 
 /* What the superblock alone says, for a volume that cannot be opened. */

@@ -19,6 +19,7 @@ int cmd_gc(struct cli_opts *o, int argc, char **argv);
 int cmd_snapshot(struct cli_opts *o, int argc, char **argv);
 int cmd_clone(struct cli_opts *o, int argc, char **argv);
 int cmd_delete(struct cli_opts *o, int argc, char **argv);
+int cmd_passphrase(struct cli_opts *o, int argc, char **argv);
 /* Deletes a volume's objects (super, lease, seg/, ckpt/, snap/, fence/,
  * clones/), the superblock last, with progress; 0, or -1 with the error printed. */
 int cli_wipe_volume(struct store *s, const char *url);

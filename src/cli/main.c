@@ -56,6 +56,12 @@ static const char *const delete_opts[] = {
     "unsigned-payload", "retries", "passphrase-file", NULL,
 };
 
+static const char *const passphrase_opts[] = {
+    "help", "verbose", "log-level", "passphrase-file", "new-passphrase-file", "kdf-memory",
+    "kdf-passes", "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries",
+    "fault", NULL,
+};
+
 static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
 static const char *const stats_opts[] = {"help", "json", NULL};
 
@@ -94,6 +100,9 @@ static const struct cli_cmd commands[] = {
     {"delete", "URL",
      "delete a volume and its snapshots (refused while it is in use or a clone reads it)",
      delete_opts, 1, 1, cmd_delete},
+    {"passphrase", "URL",
+     "change an encrypted volume's passphrase (one superblock rewrite; no data is touched)",
+     passphrase_opts, 1, 1, cmd_passphrase},
     {"gc", "URL",
      "garbage-collect a volume that is not in use: copy what is live out of mostly dead "
      "segments, delete them",
@@ -119,6 +128,8 @@ static void usage(FILE *out)
             "  snapshot create|list|delete URL [NAME]   instant snapshots; URL@NAME reads one\n"
             "  clone URL@NAME NEWURL             a writable copy of a snapshot, sharing its data\n"
             "  delete URL                        delete a volume, its snapshots and its data\n"
+            "  passphrase URL --passphrase-file F --new-passphrase-file G\n"
+            "                                    change an encrypted volume's passphrase\n"
             "  serve URL --socket P | --port N   export a volume over NBD\n"
             "  store ls|get|put|rm|head URL ...  operate on the objects of a store\n"
             "  ha run|status|standby|takeover    the failover daemon and its controls\n"

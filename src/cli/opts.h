@@ -32,8 +32,9 @@ struct cli_opts {
     const char *import;       /* create: a disk image to fill the new volume from */
     const char *compression;  /* create: none, zstd, zstd:N */
     const char *passphrase_file; /* create: encrypt; the others: an encrypted volume's */
-    const char *kdf_memory;   /* create: Argon2id memory (default 64M) */
-    int kdf_passes;           /* create: Argon2id passes (default 3) */
+    const char *new_passphrase_file; /* passphrase: the new one */
+    const char *kdf_memory;   /* create, passphrase: Argon2id memory (default 64M) */
+    int kdf_passes;           /* create, passphrase: Argon2id passes (default 3) */
     /* volume commands (mount, serve) */
     const char *cache_dir;
     const char *cache_size;

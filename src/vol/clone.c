@@ -344,10 +344,10 @@ int vol_clone(const char *src, const char *dst, const struct vol_opts *o,
         goto out;
     }
     sb = psb; /* the same size, blocks, compression, and encryption under the same keys */
-    sb.version = SUPER_VERSION_2;
     memcpy(sb.uuid, uuid, 16);
     sb.created = time(NULL);
     snprintf(sb.base, sizeof sb.base, "%s@%s", pcanon, name);
+    sb.version = super_version_for(&sb);
     memcpy(sb.base_uuid, psb.uuid, 16);
     super_uuid_str(sb.uuid, out->uuid);
 

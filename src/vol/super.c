@@ -19,13 +19,17 @@
  *     base-uuid 0b8e1c2d-3f4a-4b5c-8d6e-7f8091a2b3c4
  *     base-seq 1234
  *
- * An encrypted volume (version 2) has five more lines before check:
+ * An encrypted volume (version 3) has six more lines before check:
  *
  *     encryption xchacha20-poly1305
  *     kdf argon2id ops=3 mem=67108864
  *     salt 00112233445566778899aabbccddeeff
+ *     wrapped-key <144 hex digits: the master key sealed under the passphrase's>
  *     key-check <64 hex digits: keyed BLAKE2b of the kdf and salt lines>
  *     mac <64 hex digits: keyed BLAKE2b of every byte before this line>
+ *
+ * (A version 2 encrypted volume, from before wrapped keys, has no
+ * wrapped-key line: its master key is the passphrase's.)
  *
  * `check` is the XXH3-64, 16 lower-case hex digits, of every byte before
  * the check line.  Parsing refuses a bad check, an unknown version, a
@@ -53,15 +57,18 @@ int super_validate(const struct vol_super *sb, char *err, size_t errlen)
 {
     uint32_t bs = sb->block_size;
     int plain = !sb->encryption[0] || strcmp(sb->encryption, "none") == 0;
-    if (sb->version != SUPER_VERSION && sb->version != SUPER_VERSION_ENCRYPTED)
-        snprintf(err, errlen, "format version %d is not supported (this buoy reads %d and %d)",
-                 sb->version, SUPER_VERSION, SUPER_VERSION_ENCRYPTED);
+    if (sb->version < SUPER_VERSION || sb->version > SUPER_VERSION_3)
+        snprintf(err, errlen, "format version %d is not supported (this buoy reads %d to %d)",
+                 sb->version, SUPER_VERSION, SUPER_VERSION_3);
     else if (!plain && !super_encrypted(sb))
         snprintf(err, errlen, "encryption '%s' is not supported: none or " SUPER_CIPHER,
                  sb->encryption);
-    else if ((plain && !sb->base[0]) != (sb->version == SUPER_VERSION))
-        snprintf(err, errlen, "format version %d does not go with encryption %s%s", sb->version,
-                 plain ? "none" : sb->encryption, sb->base[0] ? " and a base" : "");
+    else if (plain && sb->wrapped)
+        snprintf(err, errlen, "a wrapped key without encryption");
+    else if (sb->version != super_version_for(sb))
+        snprintf(err, errlen, "format version %d does not go with encryption %s%s%s", sb->version,
+                 plain ? "none" : sb->encryption, sb->wrapped ? " and a wrapped key" : "",
+                 sb->base[0] ? " and a base" : "");
     else if (!plain && (sb->kdf_ops < 1 || sb->kdf_ops > KEYS_MAX_OPS ||
                         sb->kdf_mem < KEYS_MIN_MEM || sb->kdf_mem > KEYS_MAX_MEM))
         snprintf(err, errlen,
@@ -172,10 +179,17 @@ static void key_check_of(const struct vol_super *sb, const struct vol_keys *k, u
     buf_free(&m);
 }
 
+int super_version_for(const struct vol_super *sb)
+{
+    if (sb->wrapped)
+        return SUPER_VERSION_3;
+    return super_encrypted(sb) || sb->base[0] ? SUPER_VERSION_2 : SUPER_VERSION;
+}
+
 void super_set_encryption(struct vol_super *sb, const struct vol_keys *k)
 {
-    sb->version = SUPER_VERSION_ENCRYPTED;
     snprintf(sb->encryption, sizeof sb->encryption, "%s", SUPER_CIPHER);
+    sb->version = super_version_for(sb);
     key_check_of(sb, k, sb->key_check);
 }
 
@@ -216,14 +230,17 @@ void super_encode_keyed(const struct vol_super *sb, const struct vol_keys *k, st
                    sb->base_seq);
     }
     if (super_encrypted(sb)) {
-        char salt[33], kc[65], mac[65];
+        char salt[33], kc[65], mac[65], wk[2 * SUPER_WRAPPED_LEN + 1];
         uint8_t m[32];
         hex(sb->salt, sizeof sb->salt, salt);
         hex(sb->key_check, sizeof sb->key_check, kc);
-        buf_printf(out,
-                   "encryption %s\nkdf argon2id ops=%" PRIu64 " mem=%" PRIu64
-                   "\nsalt %s\nkey-check %s\n",
-                   sb->encryption, sb->kdf_ops, sb->kdf_mem, salt, kc);
+        buf_printf(out, "encryption %s\nkdf argon2id ops=%" PRIu64 " mem=%" PRIu64 "\nsalt %s\n",
+                   sb->encryption, sb->kdf_ops, sb->kdf_mem, salt);
+        if (sb->wrapped) {
+            hex(sb->wrapped_key, sizeof sb->wrapped_key, wk);
+            buf_printf(out, "wrapped-key %s\n", wk);
+        }
+        buf_printf(out, "key-check %s\n", kc);
         if (k)
             keys_mac(k->mac, out->p + start, out->len - start, m);
         else
@@ -248,7 +265,7 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
 {
     enum { F_UUID = 1, F_SIZE = 2, F_BS = 4, F_SEG = 8, F_COMP = 16, F_CREATED = 32 };
     enum { F_ENC = 64, F_KDF = 128, F_SALT = 256, F_KCHK = 512, F_MAC = 1024 };
-    enum { F_BASE = 2048, F_BASE_UUID = 4096, F_BASE_SEQ = 8192 };
+    enum { F_BASE = 2048, F_BASE_UUID = 4096, F_BASE_SEQ = 8192, F_WRAP = 16384 };
     const unsigned F_CRYPT = F_ENC | F_KDF | F_SALT | F_KCHK | F_MAC;
     const char *check = NULL;
     unsigned seen = 0;
@@ -354,6 +371,10 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
         } else if (strcmp(k, "salt") == 0) {
             bit = F_SALT;
             bad = unhex(v, sb->salt, sizeof sb->salt) < 0;
+        } else if (strcmp(k, "wrapped-key") == 0) {
+            bit = F_WRAP;
+            bad = unhex(v, sb->wrapped_key, sizeof sb->wrapped_key) < 0;
+            sb->wrapped = !bad;
         } else if (strcmp(k, "key-check") == 0) {
             bit = F_KCHK;
             bad = unhex(v, sb->key_check, sizeof sb->key_check) < 0;
@@ -373,7 +394,7 @@ int super_parse(const char *text, size_t len, struct vol_super *sb, char *err, s
     unsigned clone = F_BASE | F_BASE_UUID | F_BASE_SEQ;
     unsigned need = F_UUID | F_SIZE | F_BS | F_SEG | F_COMP | F_CREATED;
     if (super_encrypted(sb))
-        need |= F_CRYPT;
+        need |= F_CRYPT | (sb->version >= SUPER_VERSION_3 ? F_WRAP : 0);
     else
         seen &= ~(unsigned)F_ENC; /* "encryption none" may be said or not */
     if ((seen & ~clone) != need) {

@@ -15,7 +15,11 @@
  * clone's base) says version 2, so that a buoy from before them refuses it
  * instead of ignoring those lines. */
 #define SUPER_VERSION_2 2
-#define SUPER_VERSION_ENCRYPTED SUPER_VERSION_2
+/* An encrypted volume whose master key is wrapped under its passphrase (the
+ * wrapped-key line): a buoy from before it would take the passphrase's key
+ * for the master key and call every passphrase wrong. */
+#define SUPER_VERSION_3 3
+#define SUPER_WRAPPED_LEN 72 /* KEYS_WRAPPED_LEN */
 #define SUPER_CIPHER "xchacha20-poly1305"
 
 struct vol_keys;
@@ -38,6 +42,8 @@ struct vol_super {
     char encryption[24];   /* SUPER_CIPHER, or "none" / "" */
     uint64_t kdf_ops, kdf_mem; /* Argon2id passes and bytes */
     uint8_t salt[16];
+    int wrapped;           /* version 3: wrapped_key is the master key under the passphrase */
+    uint8_t wrapped_key[SUPER_WRAPPED_LEN];
     uint8_t key_check[32];
     uint8_t mac[32];
     size_t mac_covers;     /* super_parse: bytes of the text the mac is of */
@@ -53,8 +59,11 @@ void super_encode(const struct vol_super *sb, struct buf *out);
  * sb->mac is written as it is). */
 void super_encode_keyed(const struct vol_super *sb, const struct vol_keys *k, struct buf *out);
 int super_encrypted(const struct vol_super *sb);
-/* Makes sb an encrypted volume's: version, cipher and key-check (salt and
- * KDF parameters must be set, k derived from them). */
+/* The version sb's fields call for: 1 for a plain volume of its own, 3
+ * with a wrapped key, else 2 (a clone, or encrypted from before wrapped keys). */
+int super_version_for(const struct vol_super *sb);
+/* Makes sb an encrypted volume's: version, cipher and key-check (salt, KDF
+ * parameters and wrapped key must be set, k the keys they open: keys_lock). */
 void super_set_encryption(struct vol_super *sb, const struct vol_keys *k);
 /* For an encrypted sb parsed from text: 0 when k opens it, SUPER_WRONG_KEY
  * when k does not pass the key-check, SUPER_ALTERED when the text's mac

@@ -152,6 +152,13 @@ void vol_free_urls(char **urls, size_t n);
  * encryption layer on top.  NULL + a one-line err. */
 struct vol_super;
 struct vol_keys;
+/* Changes the passphrase of the encrypted volume at url from
+ * o->passphrase_file's to new_file's: the master key is rewrapped and the
+ * superblock rewritten with If-Match, nothing else (src/vol/passphrase.c).
+ * ops and mem are the new Argon2id parameters (0: keep the old ones).  0,
+ * or -1 with a one-line err; on error the old passphrase still opens it. */
+int vol_change_passphrase(const char *url, const struct vol_opts *o, const char *new_file,
+                          uint64_t ops, uint64_t mem, char *err, size_t errlen);
 /* Reads and parses the superblock of the volume at url from store s into
  * sb (its text into *text, buf_free it).  With k, an encrypted volume's
  * keys are unlocked from o->passphrase_file into *k (*keyed set), and a

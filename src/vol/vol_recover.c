@@ -82,8 +82,9 @@ int open_origins(struct vol *v, const struct vol_opts *o, char *err, size_t errl
         else if (!bad && super_encrypted(&psb) != (v->keys != NULL))
             bad = snprintf(why, sizeof why, "one of the two is encrypted and the other not");
         else if (!bad && v->keys) {
-            /* a clone keeps its base's salt, so the keys are the same; the
-             * base's own key-check and mac prove it */
+            /* a clone starts with its base's wrapped master key, so the keys
+             * are the same (whatever passphrase either has now); the base's
+             * own key-check and mac prove it */
             int k = super_verify_keys(&psb, b.p, v->keys);
             if (k)
                 bad = snprintf(why, sizeof why, "%s",

@@ -257,6 +257,104 @@ static void test_encrypted(void)
     keys_wipe(&other);
 }
 
+/* Writes passphrase pw (and a newline) to a fresh file whose path is put in path. */
+static void pass_file(char *path, const char *pw)
+{
+    strcpy(path, "/tmp/buoy-test-pass-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, pw, strlen(pw)) != (ssize_t)strlen(pw) || write(fd, "\n", 1) != 1)
+        bail_out("passphrase file");
+    close(fd);
+}
+
+/* Version 3: a random master key wrapped under the passphrase; a new
+ * passphrase rewraps the same key. */
+static void test_wrapped(void)
+{
+    struct vol_super sb = sample(), back, b2;
+    struct vol_keys k, got, got2;
+    struct buf b = {0}, c = {0};
+    char err[512], one[64], two[64];
+    pass_file(one, "first secret");
+    pass_file(two, "second secret");
+    keys_new(&k);
+    ok(keys_lock(&sb, &k, "first secret", 12, 1, 1 << 20, err, sizeof err) == 0 && sb.wrapped &&
+           sb.version == SUPER_VERSION_3,
+       "keys_lock wraps a new master key: version 3");
+    super_encode_keyed(&sb, &k, &b);
+    ok(strncmp(b.p, "buoy-volume 3\n", 14) == 0 && strstr(b.p, "\nwrapped-key ") &&
+           strstr(b.p, "\nwrapped-key ") < strstr(b.p, "\nkey-check ") &&
+           strstr(b.p, "\nkey-check ") < strstr(b.p, "\nmac "),
+       "the wrapped-key line comes after salt and before key-check and mac");
+    is_int(super_parse(b.p, b.len, &back, err, sizeof err), 0, "a version 3 superblock parses: %s",
+           err);
+    ok(back.wrapped && memcmp(back.wrapped_key, sb.wrapped_key, sizeof sb.wrapped_key) == 0,
+       "the wrapped key survives");
+    super_encode(&back, &c);
+    ok(c.len == b.len && memcmp(c.p, b.p, b.len) == 0, "and re-encodes to the same text");
+    buf_free(&c);
+    is_int(keys_unlock(&back, b.p, one, "vol", &got, err, sizeof err), 0,
+           "the passphrase unlocks it: %s", err);
+    ok(memcmp(got.master, k.master, 32) == 0 && memcmp(got.data, k.data, 32) == 0,
+       "to the same master and data keys");
+    ok(keys_unlock(&back, b.p, two, "vol", &got2, err, sizeof err) < 0 &&
+           strcmp(err, "wrong passphrase for vol") == 0,
+       "another passphrase is wrong: %s", err);
+
+    /* a passphrase change: the same keys under a new salt and wrapping */
+    uint8_t salt[16], wrapped[SUPER_WRAPPED_LEN];
+    memcpy(salt, sb.salt, 16);
+    memcpy(wrapped, sb.wrapped_key, sizeof wrapped);
+    ok(keys_lock(&back, &got, "second secret", 13, 2, 1 << 21, err, sizeof err) == 0 &&
+           memcmp(back.salt, salt, 16) != 0 && memcmp(back.wrapped_key, wrapped, sizeof wrapped) != 0,
+       "rewrapping makes a new salt and wrapped key");
+    buf_reset(&b);
+    super_encode_keyed(&back, &got, &b);
+    ok(super_parse(b.p, b.len, &b2, err, sizeof err) == 0 && b2.kdf_ops == 2 &&
+           b2.kdf_mem == 1 << 21,
+       "with the new KDF parameters");
+    ok(keys_unlock(&b2, b.p, one, "vol", &got2, err, sizeof err) < 0 && strstr(err, "wrong"),
+       "the old passphrase no longer opens it");
+    ok(keys_unlock(&b2, b.p, two, "vol", &got2, err, sizeof err) == 0 &&
+           memcmp(got2.data, k.data, 32) == 0,
+       "the new one does, to the same data key: nothing needs re-sealing");
+    keys_wipe(&got2);
+
+    /* tampering with the wrapped key, or taking it away */
+    buf_append(&c, b.p, b.len);
+    char hexw[2 * SUPER_WRAPPED_LEN + 1];
+    const char *w = strstr(c.p, "\nwrapped-key ") + 13;
+    memcpy(hexw, w, sizeof hexw - 1);
+    hexw[sizeof hexw - 1] = '\0';
+    hexw[100] = hexw[100] == '0' ? '1' : '0';
+    edit(&c, "wrapped-key", hexw);
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) == 0 &&
+           keys_unlock(&back, c.p, two, "vol", &got2, err, sizeof err) < 0 && strstr(err, "wrong"),
+       "a flipped digit of the wrapped key reads as a wrong passphrase, never as other keys");
+    buf_free(&c);
+    buf_append(&c, b.p, b.len);
+    edit(&c, "buoy-volume", "2");
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) < 0,
+       "version 2 with a wrapped key is refused: %s", err);
+    buf_free(&c);
+    struct vol_super v2 = b2;
+    v2.wrapped = 0;
+    v2.version = 3;
+    super_encode(&v2, &c);
+    ok(super_parse(c.p, c.len, &back, err, sizeof err) < 0,
+       "version 3 without a wrapped key is refused: %s", err);
+    buf_free(&c);
+    struct vol_super plain = sample();
+    plain.wrapped = 1;
+    ok(super_validate(&plain, err, sizeof err) < 0, "a wrapped key without encryption is refused: %s",
+       err);
+    buf_free(&b);
+    keys_wipe(&k);
+    keys_wipe(&got);
+    unlink(one);
+    unlink(two);
+}
+
 static void test_passphrase_file(void)
 {
     char path[] = "/tmp/buoy-test-pass-XXXXXX", err[512], *pass;
@@ -287,6 +385,7 @@ int main(void)
     test_limits();
     test_clone_lines();
     test_encrypted();
+    test_wrapped();
     test_passphrase_file();
     return done_testing();
 }

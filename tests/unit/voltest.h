@@ -52,16 +52,13 @@ static inline void voltest_make_crypt(const char *url, const char *endpoint, uin
     if (!s)
         bail_out(err);
     struct vol_super sb = {.version = 1, .size = size, .block_size = 4096,
-                           .segment_size = segment_size, .created = time(NULL),
-                           .kdf_ops = 1, .kdf_mem = 1 << 20};
+                           .segment_size = segment_size, .created = time(NULL)};
     snprintf(sb.compression, sizeof sb.compression, "%s", compression);
     super_new_uuid(sb.uuid);
-    keys_new_salt(sb.salt);
     struct vol_keys k;
-    if (keys_derive(passphrase, strlen(passphrase), sb.salt, sb.kdf_ops, sb.kdf_mem, &k, err,
-                    sizeof err) < 0)
+    keys_new(&k);
+    if (keys_lock(&sb, &k, passphrase, strlen(passphrase), 1, 1 << 20, err, sizeof err) < 0)
         bail_out(err);
-    super_set_encryption(&sb, &k);
     struct buf b = {0};
     super_encode_keyed(&sb, &k, &b);
     keys_wipe(&k);
