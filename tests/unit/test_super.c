@@ -4,6 +4,8 @@
 #include "util/size.h"
 #include "vol/keys.h"
 #include "vol/super.h"
+#include "vol/vol.h"
+#include "store/store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +357,62 @@ static void test_wrapped(void)
     unlink(two);
 }
 
+/* A version 2 volume (master key = the passphrase's key) changes its
+ * passphrase: it becomes version 3 with the same data key, so its objects
+ * still open. */
+static void test_upgrade(void)
+{
+    char root[] = "/tmp/buoy-test-upgrade-XXXXXX", one[64], two[64], err[512];
+    struct vol_super sb = sample(), back;
+    struct vol_keys old, got;
+    struct buf b = {0};
+    struct store_opts so = {.retries = -1};
+    ok(mkdtemp(root) != NULL, "a directory store");
+    pass_file(one, "old secret");
+    pass_file(two, "new secret");
+    keys_new_salt(sb.salt);
+    sb.kdf_ops = 1;
+    sb.kdf_mem = 1 << 20;
+    ok(keys_derive("old secret", 10, sb.salt, 1, 1 << 20, &old, err, sizeof err) == 0,
+       "the keys of a version 2 volume");
+    super_set_encryption(&sb, &old);
+    super_encode_keyed(&sb, &old, &b);
+    ok(strncmp(b.p, "buoy-volume 2\n", 14) == 0 && !strstr(b.p, "wrapped-key"),
+       "its superblock is version 2, without a wrapped key");
+    struct store *s = store_open(root, &so, err, sizeof err);
+    ok(s && store_put(s, SUPER_KEY, b.p, b.len, STORE_IF_NONE_MATCH, NULL, NULL, err,
+                      sizeof err) == STORE_OK,
+       "written to the store");
+    struct vol_opts vo = {.store = so, .passphrase_file = one};
+    is_int(vol_change_passphrase(root, &vo, two, 0, 0, err, sizeof err), 0,
+           "vol_change_passphrase on it: %s", err);
+    buf_reset(&b);
+    ok(store_get(s, SUPER_KEY, 0, 0, &b, NULL, err, sizeof err) == STORE_OK &&
+           super_parse(b.p, b.len, &back, err, sizeof err) == 0,
+       "the new superblock parses");
+    ok(back.version == SUPER_VERSION_3 && back.wrapped && back.kdf_ops == 1 &&
+           back.kdf_mem == 1 << 20 && memcmp(back.uuid, sb.uuid, 16) == 0,
+       "version 3 with a wrapped key, the old KDF settings and the same uuid");
+    ok(keys_unlock(&back, b.p, one, "v", &got, err, sizeof err) < 0 && strstr(err, "wrong"),
+       "the old passphrase is wrong now");
+    ok(keys_unlock(&back, b.p, two, "v", &got, err, sizeof err) == 0 &&
+           memcmp(got.data, old.data, 32) == 0 && memcmp(got.master, old.master, 32) == 0,
+       "the new one gives the old master and data keys: the objects still open");
+    vo.passphrase_file = one;
+    ok(vol_change_passphrase(root, &vo, two, 0, 0, err, sizeof err) < 0 &&
+           strstr(err, "wrong passphrase"),
+       "a second change with the old passphrase is refused: %s", err);
+    store_close(s);
+    buf_free(&b);
+    keys_wipe(&old);
+    keys_wipe(&got);
+    unlink(one);
+    unlink(two);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    ok(system(cmd) == 0, "cleaned up");
+}
+
 static void test_passphrase_file(void)
 {
     char path[] = "/tmp/buoy-test-pass-XXXXXX", err[512], *pass;
@@ -386,6 +444,7 @@ int main(void)
     test_clone_lines();
     test_encrypted();
     test_wrapped();
+    test_upgrade();
     test_passphrase_file();
     return done_testing();
 }
