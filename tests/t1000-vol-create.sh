@@ -43,7 +43,7 @@ test_expect_success 'buoy info shows a fresh volume' '
     grep -q "^size        1 GiB (1073741824 bytes), block size 4096, segment size 8 MiB" "$dir/info" &&
     grep -q "^segments    0 objects" "$dir/info" &&
     grep -q "^checkpoint  none yet" "$dir/info" &&
-    test_expect_code 1 "$BUOY" info "$dir/empty" 2>"$dir/err" &&
+    test_expect_code 3 "$BUOY" info "$dir/empty" 2>"$dir/err" && # 3: not found
     grep -q "no volume at .*; make one with buoy create" "$dir/err"
 '
 

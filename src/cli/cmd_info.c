@@ -87,7 +87,8 @@ int cmd_info(struct cli_opts *o, int argc, char **argv)
         if (have_sb && super_encrypted(&sb))
             print_super(url, &sb);
         store_close(s);
-        return cli_error("%s", err);
+        cli_error("%s", err);
+        return strstr(err, "no volume at") ? EXIT_NOTFOUND : EXIT_ERR;
     }
     struct vol_info in;
     vol_get_info(v, &in);

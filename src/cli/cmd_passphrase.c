@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 int cmd_passphrase(struct cli_opts *o, int argc, char **argv)
 {
@@ -32,7 +33,8 @@ int cmd_passphrase(struct cli_opts *o, int argc, char **argv)
         return EXIT_ERR;
     if (vol_change_passphrase(argv[0], &vo, o->new_passphrase_file, (uint64_t)o->kdf_passes, mem,
                               err, sizeof err) < 0)
-        return cli_error("passphrase %s: %s", argv[0], err), EXIT_ERR;
+        return cli_error("passphrase %s: %s", argv[0], err),
+               strncmp(err, "no volume at", 12) == 0 ? EXIT_NOTFOUND : EXIT_ERR;
     printf("changed the passphrase of %s; the old one no longer opens it\n", argv[0]);
     return EXIT_OK;
 }
