@@ -4,8 +4,9 @@
  * request.txt, context.json and the expected header-*.txt files) and compares
  * the canonical request, string to sign, signature and Authorization value
  * byte for byte.  The suite directory comes from $BUOY_SIGV4_SUITE, else
- * ../shared/testdata/aws-sigv4-test-suite/v4 relative to the repo top; when
- * neither exists the whole test is skipped.  The query-* (presigned URL)
+ * tests/data/aws-sigv4-test-suite/v4 (a copy kept in the repo, with its
+ * Apache-2.0 LICENSE and NOTICE), else ../shared/testdata/... relative to
+ * the repo top; when none exists the whole test is skipped.  The query-* (presigned URL)
  * files are not used: buoy signs headers only.
  *
  * Part 2 covers what the suite does not and S3 depends on: the worked
@@ -29,7 +30,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define DEFAULT_SUITE "../shared/testdata/aws-sigv4-test-suite/v4"
+#define DEFAULT_SUITE "tests/data/aws-sigv4-test-suite/v4"
+#define SHARED_SUITE  "../shared/testdata/aws-sigv4-test-suite/v4"
 #define MAX_HEADERS   64
 
 /* ==== Part 1: the AWS test suite ==== */
@@ -375,6 +377,7 @@ static const char *find_suite(void)
         return env;
     }
     if (is_dir(DEFAULT_SUITE)) return DEFAULT_SUITE;
+    if (is_dir(SHARED_SUITE)) return SHARED_SUITE;
     skip_all("AWS SigV4 test suite not found; set BUOY_SIGV4_SUITE or run from the repo top "
              "with " DEFAULT_SUITE " present");
     return NULL;
