@@ -3,7 +3,9 @@
 # --passphrase-file on the directory store and on moto, a FUSE mount that
 # writes a distinctive pattern found nowhere in the store's bytes and read
 # back byte-identical after a remount; a wrong or missing passphrase is a
-# one-line error and nothing is mounted; a segment with a flipped byte, or
+# one-line error and nothing is mounted; the local journal is sealed too
+# (kill -9 leaves no plaintext in the cache dir; the remount replays it);
+# a segment with a flipped byte, or
 # two segments swapped, give EIO and a log line naming the object, never
 # garbage; buoy info shows the encryption; snapshot and gc take the
 # passphrase; a clone of a snapshot is encrypted with the same passphrase;
@@ -58,6 +60,24 @@ test_expect_success 'a remount with the passphrase reads it back byte-identical'
     "$BUOY" umount "$mp" &&
     cmp "$dir/pattern" "$dir/back" &&
     log_clean r1
+'
+
+test_expect_success 'kill -9 with writes only in the local journal: it is sealed; a remount replays it' '
+    buoy_mount k1 "$url" "$mp" --passphrase-file "$dir/pass" --durability local \
+        --fault latency=8000,ops=put &&
+    dd if="$dir/pattern" of="$mp/disk" bs=1M seek=40 conv=notrunc,fsync status=none &&
+    kill -KILL "$(buoy_pid "$mp")" &&
+    { "$BUOY" umount "$mp" 2>/dev/null; true; } &&
+    not_mounted "$mp" &&
+    find "$cache_root/k1" -name "*.jrn" -size +1M | grep -q . &&
+    test_must_fail grep -rqa BUOY-SECRET "$cache_root/k1" &&
+    head -c 8 "$(find "$cache_root/k1" -name "*.jrn" -size +1M | head -1)" | grep -q BUOYJRN1 &&
+    buoy_mount k2 "$url" "$mp" --passphrase-file "$dir/pass" --cache-dir "$cache_root/k1" &&
+    dd if="$mp/disk" of="$dir/back-k" bs=1M skip=40 count=4 status=none &&
+    "$BUOY" umount "$mp" &&
+    cmp "$dir/pattern" "$dir/back-k" &&
+    test_must_fail grep -rqa BUOY-SECRET "$url" &&
+    log_clean k2
 '
 
 test_expect_success 'a wrong passphrase is a one-line error and nothing is mounted' '

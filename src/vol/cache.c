@@ -14,12 +14,18 @@
  *     write leaves the slot EMPTY.
  *  3. A block read back from the file is returned only if it matches the
  *     checksum taken at put; a mismatch empties the slot.
+ *  4. A sealed cache (an encrypted volume's) writes every block XChaCha20-
+ *     encrypted under a random key that lives only in this process's
+ *     memory, with nonce (the put's generation, the slot): a slot is never
+ *     written twice under one nonce, and what a crash leaves in the file
+ *     cannot be read by anyone.  The checksum is of the plaintext.
  */
 #include "cache.h"
 #include "seg.h"
 #include "util/mem.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +45,27 @@ struct cache {
     uint32_t *slot;   /* tsize */
     uint32_t tmask;
     struct cache_stats st;
+    /* sealed (rule 4) */
+    int sealed;
+    uint8_t key[crypto_stream_xchacha20_KEYBYTES];
+    uint64_t gen;     /* puts so far */
+    uint64_t *sgen;   /* nslots: the generation slot s was written in */
+    char *tmp;        /* ciphertext of a put */
+    size_t tmpcap;
 };
+
+/* XORs the block in slot s with its keystream (rule 4). */
+static void crypt_block(const struct cache *c, uint32_t s, uint64_t gen, char *dst,
+                        const char *src)
+{
+    uint8_t nonce[crypto_stream_xchacha20_NONCEBYTES] = {0};
+    for (int i = 0; i < 8; i++)
+        nonce[i] = (uint8_t)(gen >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        nonce[8 + i] = (uint8_t)(s >> (8 * i));
+    crypto_stream_xchacha20_xor((unsigned char *)dst, (const unsigned char *)src, c->bs, nonce,
+                                c->key);
+}
 
 static uint64_t key_of(uint32_t seg, uint32_t block)
 {
@@ -101,8 +127,8 @@ static void release(struct cache *c, uint32_t s)
     c->st.used--;
 }
 
-struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, char *err,
-                         size_t errlen)
+struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, int sealed,
+                         char *err, size_t errlen)
 {
     uint64_t n = block_size ? bytes / block_size : 0;
     if (n < 16) {
@@ -112,6 +138,10 @@ struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, 
     }
     if (n > (1u << 30))
         n = 1u << 30;
+    if (sealed && sodium_init() < 0) {
+        snprintf(err, errlen, "cache file %s: libsodium failed to initialise", path);
+        return NULL;
+    }
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cache file %s: %s", path, strerror(errno));
@@ -133,6 +163,11 @@ struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, 
     memset(c->owner, 0xff, n * sizeof *c->owner);
     memset(c->keys, 0xff, (size_t)tsize * sizeof *c->keys);
     c->st.slots = n;
+    if (sealed) {
+        c->sealed = 1;
+        crypto_stream_xchacha20_keygen(c->key);
+        c->sgen = xcalloc(n, sizeof *c->sgen);
+    }
     return c;
 }
 
@@ -147,6 +182,9 @@ void cache_close(struct cache *c)
     free(c->sum);
     free(c->keys);
     free(c->slot);
+    free(c->sgen);
+    free(c->tmp);
+    sodium_memzero(c->key, sizeof c->key);
     free(c);
 }
 
@@ -174,6 +212,9 @@ uint32_t cache_get(struct cache *c, uint32_t seg, uint32_t block, uint32_t n, vo
         char *p = dst + (size_t)got * c->bs;
         if (pread(c->fd, p, len, (off_t)s * c->bs) != (ssize_t)len)
             break;
+        for (uint32_t b = 0; c->sealed && b < run; b++)
+            crypt_block(c, s + b, c->sgen[s + b], p + (size_t)b * c->bs,
+                        p + (size_t)b * c->bs);
         uint32_t good = 0;
         while (good < run && seg_block_sum(p + (size_t)good * c->bs, c->bs) == c->sum[s + good])
             good++;
@@ -207,9 +248,24 @@ void cache_put(struct cache *c, uint32_t seg, uint32_t block, uint32_t n, const 
                 release(c, c->slot[old]);
         }
         size_t len = (size_t)k * c->bs;
-        if (pwrite(c->fd, src, len, (off_t)c->head * c->bs) == (ssize_t)len) {
+        const char *out = src;
+        uint64_t gen = ++c->gen;
+        if (c->sealed) {
+            if (c->tmpcap < len) {
+                free(c->tmp);
+                c->tmpcap = len;
+                c->tmp = xmalloc(len);
+            }
+            for (uint32_t i = 0; i < k; i++)
+                crypt_block(c, c->head + i, gen, c->tmp + (size_t)i * c->bs,
+                            src + (size_t)i * c->bs);
+            out = c->tmp;
+        }
+        if (pwrite(c->fd, out, len, (off_t)c->head * c->bs) == (ssize_t)len) {
             for (uint32_t i = 0; i < k; i++) {
                 uint64_t key = key_of(seg, block + i);
+                if (c->sealed)
+                    c->sgen[c->head + i] = gen;
                 c->owner[c->head + i] = key;
                 c->sum[c->head + i] = seg_block_sum(src + (size_t)i * c->bs, c->bs);
                 index_put(c, key, c->head + i);
@@ -232,6 +288,7 @@ void cache_get_stats(const struct cache *c, struct cache_stats *out)
 size_t cache_mem_bytes(const struct cache *c)
 {
     return sizeof *c + (size_t)c->nslots * (sizeof *c->owner + sizeof *c->sum) +
+           (c->sealed ? (size_t)c->nslots * sizeof *c->sgen + c->tmpcap : 0) +
            ((size_t)c->tmask + 1) * (sizeof *c->keys + sizeof *c->slot);
 }
 

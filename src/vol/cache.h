@@ -33,9 +33,11 @@ struct cache_stats {
 
 /* Creates (or empties) the cache file at path holding up to bytes /
  * block_size blocks.  NULL with a reason when the file cannot be made or
- * bytes holds fewer than 16 blocks. */
-struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, char *err,
-                         size_t errlen);
+ * bytes holds fewer than 16 blocks.  sealed: the file holds the blocks
+ * encrypted under a key only this process knows (an encrypted volume's
+ * cache; 8 more bytes of memory per slot). */
+struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, int sealed,
+                         char *err, size_t errlen);
 /* Closes and removes the file. */
 void cache_close(struct cache *c);
 

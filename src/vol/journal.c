@@ -4,7 +4,7 @@
  *
  *     file header, 64 bytes:
  *         0   8  magic "BUOYJRN1"
- *         8   4  format version (1)
+ *         8   4  format version (1; 2: sealed records, below)
  *        12   4  block_size (a power of two, 512 to 65536)
  *        16  16  volume uuid
  *        32  16  writer id (random per open of the volume)
@@ -19,6 +19,15 @@
  *        20   4  reserved (0)
  *        24   8  check: XXH3-64, seeded with H, of bytes [0, 24) and the data
  *        32      data: nblocks * block_size bytes for kind 1, none for kind 2
+ *
+ * A sealed journal (version 2, an encrypted volume's) stores each record's
+ * data as 24 bytes of random nonce, the XChaCha20-Poly1305-IETF ciphertext
+ * of the data (empty for kind 2) and its 16-byte tag, under the volume's
+ * local key (keys.h), with associated data the record's bytes [0, 24) and H
+ * (8 bytes, little-endian): 40 bytes more per record, and the check is of
+ * what is stored.  A record whose check matches but whose tag does not was
+ * altered (or sealed under another key), not torn: replay stops with
+ * JOURNAL_EAUTH, never a silent prefix (rule 10).
  *
  * A record is valid when its magic, kind, nblocks, reserved field and check
  * are right and it ends within the file.  H (the file's "salt") seeds every
@@ -64,6 +73,9 @@
  *     be hidden behind it by rule 5.)
  *  8. A journal is removed only once its segment is durable in the store
  *     (FORMAT.md rule 1); journal_remove() fsyncs the directory.
+ * 10. A sealed record is opened before its data is used, and one that fails
+ *     to open is an error, not the end of the replay: cutting the replay
+ *     there would drop synced records without a word.
  *  9. Records are salted: a crash can expose stale blocks of a deleted file
  *     at the tail of this one (ext4 data=writeback, for one), and an old
  *     journal of the same volume laid out alike would otherwise supply
@@ -98,10 +110,15 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <xxhash.h>
 
 #define JRN_MAGIC "BUOYJRN1"
 #define JRN_VERSION 1
+#define JRN_VERSION_SEALED 2
+#define SEAL_NONCE 24
+#define SEAL_TAG 16
+#define SEAL_EXTRA (SEAL_NONCE + SEAL_TAG) /* stored bytes a sealed record adds */
 #define JRN_CHECKED 60 /* file header bytes under the check */
 #define REC_MAGIC 0x52424A42u
 #define REC_CHECKED 24 /* record header bytes under the check */
@@ -117,6 +134,10 @@ struct journal {
     uint32_t block_size;
     uint64_t salt;       /* H, seeds every record check */
     XXH3_state_t *xs;
+    int sealed;                  /* version 2: records sealed under key */
+    uint8_t key[JOURNAL_KEY_LEN];
+    uint8_t *sbuf;               /* a sealed record's stored data */
+    size_t scap;
     uint64_t end;        /* header + complete records (rule 2) */
     uint64_t synced_end; /* end at the last successful sync */
     uint64_t nrecords;
@@ -331,11 +352,11 @@ static void assert_journal_state(const struct journal *j)
 /* Fills the 64-byte file header; returns H, the record checks' seed. */
 static uint64_t encode_header(uint8_t h[JOURNAL_HEADER_SIZE], const uint8_t uuid[16],
                               const uint8_t writer_id[16], uint64_t seq, uint32_t epoch,
-                              uint32_t block_size)
+                              uint32_t block_size, int sealed)
 {
     memset(h, 0, JOURNAL_HEADER_SIZE);
     memcpy(h, JRN_MAGIC, 8);
-    le_put32(h + 8, JRN_VERSION);
+    le_put32(h + 8, sealed ? JRN_VERSION_SEALED : JRN_VERSION);
     le_put32(h + 12, block_size);
     memcpy(h + 16, uuid, 16);
     memcpy(h + 32, writer_id, 16);
@@ -367,16 +388,41 @@ static uint64_t record_check(XXH3_state_t *xs, uint64_t salt, const uint8_t *h, 
     return XXH3_64bits_digest(xs);
 }
 
-static void encode_record(uint8_t h[JOURNAL_RECORD_HEADER_SIZE], XXH3_state_t *xs, uint64_t salt,
+/* A sealed record's associated data: its checked header bytes and H. */
+static void seal_ad(const uint8_t *h, uint64_t salt, uint8_t ad[REC_CHECKED + 8])
+{
+    memcpy(ad, h, REC_CHECKED);
+    le_put64(ad + REC_CHECKED, salt);
+}
+
+/* Fills the record header; for a sealed journal, seals data into j->sbuf
+ * and points *stored at it.  *slen is the stored data's length. */
+static void encode_record(struct journal *j, uint8_t h[JOURNAL_RECORD_HEADER_SIZE],
                           enum journal_kind kind, uint64_t lba, uint32_t nblocks,
-                          const void *data, size_t dlen)
+                          const void *data, size_t dlen, const void **stored, size_t *slen)
 {
     le_put32(h, REC_MAGIC);
     le_put32(h + 4, (uint32_t)kind);
     le_put64(h + 8, lba);
     le_put32(h + 16, nblocks);
     le_put32(h + 20, 0);
-    le_put64(h + 24, record_check(xs, salt, h, data, dlen));
+    *stored = data;
+    *slen = dlen;
+    if (j->sealed) {
+        uint8_t ad[REC_CHECKED + 8];
+        if (j->scap < dlen + SEAL_EXTRA) {
+            free(j->sbuf);
+            j->scap = dlen + SEAL_EXTRA;
+            j->sbuf = xmalloc(j->scap);
+        }
+        seal_ad(h, j->salt, ad);
+        randombytes_buf(j->sbuf, SEAL_NONCE);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(j->sbuf + SEAL_NONCE, NULL, data, dlen, ad,
+                                                   sizeof ad, NULL, j->sbuf, j->key);
+        *stored = j->sbuf;
+        *slen = dlen + SEAL_EXTRA;
+    }
+    le_put64(h + 24, record_check(j->xs, j->salt, h, *stored, *slen));
 }
 
 /* Writes the header to NAME.tmp, fsyncs it and renames it to NAME (rule 1).
@@ -414,8 +460,8 @@ fail:
 }
 
 int journal_create(const char *dir, const uint8_t uuid[16], const uint8_t writer_id[16],
-                   uint64_t seq, uint32_t epoch, uint32_t block_size, struct journal **out,
-                   char *err, size_t errlen)
+                   uint64_t seq, uint32_t epoch, uint32_t block_size, const uint8_t *key,
+                   struct journal **out, char *err, size_t errlen)
 {
     char name[NAME_LEN + 1];
     uint8_t hdr[JOURNAL_HEADER_SIZE];
@@ -430,7 +476,12 @@ int journal_create(const char *dir, const uint8_t uuid[16], const uint8_t writer
         errno = EINVAL;
         return -1;
     }
-    uint64_t salt = encode_header(hdr, uuid, writer_id, seq, epoch, block_size);
+    if (key && sodium_init() < 0) {
+        set_err(err, errlen, "journal %s/%s: libsodium failed to initialise", dir, name);
+        errno = EIO;
+        return -1;
+    }
+    uint64_t salt = encode_header(hdr, uuid, writer_id, seq, epoch, block_size, key != NULL);
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         goto fail;
@@ -450,6 +501,10 @@ int journal_create(const char *dir, const uint8_t uuid[16], const uint8_t writer
     j->block_size = block_size;
     j->salt = salt;
     j->xs = new_xxh3_state();
+    if (key) {
+        j->sealed = 1;
+        memcpy(j->key, key, JOURNAL_KEY_LEN);
+    }
     j->end = j->synced_end = JOURNAL_HEADER_SIZE;
     assert_journal_state(j);
     *out = j;
@@ -523,10 +578,12 @@ static int append(struct journal *j, enum journal_kind kind, uint64_t lba, uint3
              " and ends below lba 2^64", nblocks, lba, JOURNAL_MAX_RECORD_DATA);
         return -1;
     }
-    encode_record(h, j->xs, j->salt, kind, lba, nblocks, data, (size_t)dlen);
-    if (write_at(j->fd, h, sizeof h, data, (size_t)dlen, j->end) < 0)
+    const void *stored;
+    size_t slen;
+    encode_record(j, h, kind, lba, nblocks, data, (size_t)dlen, &stored, &slen);
+    if (write_at(j->fd, h, sizeof h, stored, slen, j->end) < 0)
         return append_failed(j);
-    j->end += sizeof h + dlen;
+    j->end += sizeof h + slen;
     j->nrecords++;
     assert_journal_state(j);
     return 0;
@@ -570,6 +627,8 @@ int journal_close(struct journal *j)
     int e = errno;
     XXH3_freeState(j->xs);
     free(j->path);
+    free(j->sbuf); /* ciphertext only */
+    sodium_memzero(j->key, sizeof j->key);
     free(j);
     errno = e;
     return rc < 0 ? -1 : 0;
@@ -721,11 +780,13 @@ static const char *parse_header(const uint8_t *h, uint64_t seq, struct journal_i
     if (memcmp(h, JRN_MAGIC, 8) != 0)
         return "not a buoy journal (bad magic)";
     uint32_t version = le_get32(h + 8);
-    if (version != JRN_VERSION) {
+    if (version != JRN_VERSION && version != JRN_VERSION_SEALED) {
         snprintf(why, whylen, "journal format version %" PRIu32
-                 " is not supported (this buoy reads version %d)", version, JRN_VERSION);
+                 " is not supported (this buoy reads versions %d and %d)", version, JRN_VERSION,
+                 JRN_VERSION_SEALED);
         return why;
     }
+    info->sealed = version == JRN_VERSION_SEALED;
     *salt = XXH3_64bits(h, JRN_CHECKED);
     if (le_get32(h + 60) != (uint32_t)*salt)
         return "header check mismatch (a damaged header)";
@@ -774,14 +835,16 @@ static const char *decode_record(const uint8_t *h, uint32_t block_size, struct r
     return NULL;
 }
 
-/* Passes each valid record after the header to cb (rules 5 and 6). */
-static enum journal_status replay_records(int fd, uint64_t salt, struct journal_info *info,
-                                          journal_replay_fn cb, void *arg, const char *path,
-                                          char *err, size_t errlen)
+/* Passes each valid record after the header to cb (rules 5, 6 and 10); a
+ * sealed journal's records are opened with key. */
+static enum journal_status replay_records(int fd, uint64_t salt, const uint8_t *key,
+                                          struct journal_info *info, journal_replay_fn cb,
+                                          void *arg, const char *path, char *err, size_t errlen)
 {
     uint8_t h[JOURNAL_RECORD_HEADER_SIZE];
-    uint8_t *data = NULL;
-    size_t cap = 0;
+    uint8_t *data = NULL, *plain = NULL;
+    size_t cap = 0, pcap = 0;
+    const uint64_t extra = info->sealed ? SEAL_EXTRA : 0;
     uint64_t off = JOURNAL_HEADER_SIZE, size = info->file_size;
     enum journal_status st = JOURNAL_OK;
     XXH3_state_t *xs = new_xxh3_state();
@@ -800,46 +863,75 @@ static enum journal_status replay_records(int fd, uint64_t salt, struct journal_
             stop_at(info, "%s at offset %" PRIu64, why, off);
             break;
         }
-        if (r.dlen > size - off - sizeof h) {
+        uint64_t slen = r.dlen + extra; /* what is stored */
+        if (slen > size - off - sizeof h) {
             stop_at(info, "the record at offset %" PRIu64 " (%" PRIu64
-                    " bytes of data) runs past the end of the file", off, r.dlen);
+                    " bytes of data) runs past the end of the file", off, slen);
             break;
         }
-        if (r.dlen > cap) {
+        if (slen > cap) {
             free(data);
-            cap = (size_t)r.dlen;
+            cap = (size_t)slen;
             data = xmalloc(cap);
         }
-        if (r.dlen && read_at(fd, data, (size_t)r.dlen, off + sizeof h) < 0)
+        if (slen && read_at(fd, data, (size_t)slen, off + sizeof h) < 0)
             goto io_error;
-        if (record_check(xs, salt, h, data, (size_t)r.dlen) != r.check) {
+        if (record_check(xs, salt, h, data, (size_t)slen) != r.check) {
             stop_at(info, "check mismatch in the record at offset %" PRIu64, off);
             break;
         }
-        if (cb && cb(arg, (enum journal_kind)r.kind, r.lba, r.nblocks, r.dlen ? data : NULL)) {
+        const uint8_t *out = data;
+        if (info->sealed) {
+            uint8_t ad[REC_CHECKED + 8];
+            if (r.dlen > pcap) {
+                free(plain);
+                pcap = (size_t)r.dlen;
+                plain = xmalloc(pcap);
+            }
+            seal_ad(h, salt, ad);
+            if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    plain, NULL, NULL, data + SEAL_NONCE, (size_t)slen - SEAL_NONCE, ad,
+                    sizeof ad, data, key) != 0) {
+                set_err(err, errlen,
+                        "journal %s: the record at offset %" PRIu64
+                        " fails authentication (altered, or sealed under another key); "
+                        "not replayed past it",
+                        path, off);
+                st = JOURNAL_EAUTH;
+                break;
+            }
+            out = plain;
+        }
+        if (cb && cb(arg, (enum journal_kind)r.kind, r.lba, r.nblocks, r.dlen ? out : NULL)) {
             set_err(err, errlen, "journal %s: replay stopped by its consumer at record %" PRIu64,
                     path, info->nrecords);
             st = JOURNAL_ESTOPPED;
             break;
         }
-        off += sizeof h + r.dlen;
+        off += sizeof h + slen;
         info->nrecords++;
         info->valid_bytes = off;
     }
     free(data);
+    if (plain)
+        sodium_memzero(plain, pcap);
+    free(plain);
     XXH3_freeState(xs);
     return st;
 io_error:
     set_err(err, errlen, "journal %s: read at offset %" PRIu64 ": %s", path, off,
             strerror(errno));
     free(data);
+    if (plain)
+        sodium_memzero(plain, pcap);
+    free(plain);
     XXH3_freeState(xs);
     return JOURNAL_EIO;
 }
 
 enum journal_status journal_replay(const char *dir, uint64_t seq, const uint8_t expected_uuid[16],
-                                   journal_replay_fn cb, void *arg, struct journal_info *info,
-                                   char *err, size_t errlen)
+                                   const uint8_t *key, journal_replay_fn cb, void *arg,
+                                   struct journal_info *info, char *err, size_t errlen)
 {
     struct journal_info local;
     uint8_t h[JOURNAL_HEADER_SIZE];
@@ -891,8 +983,19 @@ enum journal_status journal_replay(const char *dir, uint64_t seq, const uint8_t 
         st = JOURNAL_EFOREIGN;
         goto out;
     }
+    if (info->sealed && !key) {
+        set_err(err, errlen, "journal %s is sealed (an encrypted volume's): it needs the "
+                             "volume's passphrase; not replayed", path);
+        st = JOURNAL_EAUTH;
+        goto out;
+    }
+    if (info->sealed && sodium_init() < 0) {
+        set_err(err, errlen, "journal %s: libsodium failed to initialise", path);
+        st = JOURNAL_EIO;
+        goto out;
+    }
     info->valid_bytes = JOURNAL_HEADER_SIZE;
-    st = replay_records(fd, salt, info, cb, arg, path, err, errlen);
+    st = replay_records(fd, salt, key, info, cb, arg, path, err, errlen);
     info->torn = st == JOURNAL_OK && info->valid_bytes < info->file_size;
 out:
     if (fd >= 0)

@@ -30,6 +30,8 @@
 #define JOURNAL_RECORD_HEADER_SIZE 32
 /* The largest data payload of one record (the largest segment size). */
 #define JOURNAL_MAX_RECORD_DATA (256u << 20)
+/* A sealed journal's key (an encrypted volume's local key, keys.h). */
+#define JOURNAL_KEY_LEN 32
 
 enum journal_kind {
     JOURNAL_DATA = 1, /* nblocks blocks of data follow the record header */
@@ -46,10 +48,13 @@ struct journal;
  * two from 512 to 65536.  dir must exist, its own entry made durable by
  * whoever created it.  On error returns -1, sets errno and *out to NULL, and
  * leaves no journal file behind (a crash just then may still leave an empty
- * one, which replays as no records). */
+ * one, which replays as no records).  With key (JOURNAL_KEY_LEN bytes), the
+ * journal is sealed: every record's data is stored encrypted and
+ * authenticated (journal.c), so the local disk holds no plaintext of an
+ * encrypted volume; NULL for a plain volume. */
 int journal_create(const char *dir, const uint8_t uuid[16], const uint8_t writer_id[16],
-                   uint64_t seq, uint32_t epoch, uint32_t block_size, struct journal **out,
-                   char *err, size_t errlen);
+                   uint64_t seq, uint32_t epoch, uint32_t block_size, const uint8_t *key,
+                   struct journal **out, char *err, size_t errlen);
 
 /* Append one record with a single pwritev() and no sync.  data holds
  * nblocks * block_size bytes.  nblocks is at least 1; a data record holds at
@@ -90,6 +95,7 @@ enum journal_status {
     JOURNAL_EBADHDR,   /* not a journal of this format, a damaged header, or not seq's */
     JOURNAL_EFOREIGN,  /* a sound journal of another volume: not replayed */
     JOURNAL_ESTOPPED,  /* the callback returned nonzero */
+    JOURNAL_EAUTH,     /* sealed: no key given, or a sound record fails to open (altered) */
 };
 
 struct journal_info {
@@ -99,6 +105,7 @@ struct journal_info {
     uint64_t seq;
     uint32_t epoch;
     uint32_t block_size;
+    int sealed;           /* records sealed (version 2) */
     /* what replay found */
     uint64_t nrecords;    /* valid records, all passed to the callback */
     uint64_t valid_bytes; /* header + valid records: where the next append would go */
@@ -115,13 +122,15 @@ typedef int (*journal_replay_fn)(void *arg, enum journal_kind kind, uint64_t lba
 
 /* Reads dir/<seq>.jrn: checks the header (and, if expected_uuid is not NULL,
  * that it belongs to that volume), then passes each valid record to cb and
- * stops at the first invalid one.  Never writes to the file: a torn tail is
+ * stops at the first invalid one.  A sealed journal needs key (the one it
+ * was created with) and its records are passed opened; a plain one ignores
+ * key.  Never writes to the file: a torn tail is
  * left for journal_remove() once the records are safe elsewhere.  info may
  * be NULL.  Memory use is one record's data: never more than the file holds
  * after the record header, nor more than JOURNAL_MAX_RECORD_DATA. */
 enum journal_status journal_replay(const char *dir, uint64_t seq, const uint8_t expected_uuid[16],
-                                   journal_replay_fn cb, void *arg, struct journal_info *info,
-                                   char *err, size_t errlen);
+                                   const uint8_t *key, journal_replay_fn cb, void *arg,
+                                   struct journal_info *info, char *err, size_t errlen);
 
 /* Test hook, a countdown fault point in the style of SQLite's: the
  * countdown-th system call from now on that creates, writes, syncs,

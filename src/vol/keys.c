@@ -15,7 +15,7 @@
 #define CONTEXT        "buoyvol1"
 #define MAX_PASSPHRASE 4096
 
-enum { ID_DATA = 1, ID_CHECK = 2, ID_MAC = 3 };
+enum { ID_DATA = 1, ID_CHECK = 2, ID_MAC = 3, ID_LOCAL = 4 };
 
 int keys_read_passphrase(const char *path, char **pass, size_t *len, char *err, size_t errlen)
 {
@@ -113,6 +113,7 @@ void keys_from_master(const uint8_t master[KEYS_LEN], struct vol_keys *k)
     crypto_kdf_derive_from_key(k->data, sizeof k->data, ID_DATA, CONTEXT, k->master);
     crypto_kdf_derive_from_key(k->check, sizeof k->check, ID_CHECK, CONTEXT, k->master);
     crypto_kdf_derive_from_key(k->mac, sizeof k->mac, ID_MAC, CONTEXT, k->master);
+    crypto_kdf_derive_from_key(k->local, sizeof k->local, ID_LOCAL, CONTEXT, k->master);
 }
 
 int keys_derive(const char *pass, size_t len, const uint8_t salt[KEYS_SALT_LEN], uint64_t ops,

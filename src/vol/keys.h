@@ -6,6 +6,7 @@
  *     data   = KDF(master, id 1, "buoyvol1")  the store layer's key (store_crypt.c)
  *     check  = KDF(master, id 2, "buoyvol1")  MACs the superblock's key-check
  *     mac    = KDF(master, id 3, "buoyvol1")  MACs the superblock's text
+ *     local  = KDF(master, id 4, "buoyvol1")  seals the local journal (journal.c)
  *
  * Changing the passphrase rewraps the same master key under a new kek (new
  * salt too), so no object is touched.  A volume made before wrapped keys
@@ -35,6 +36,7 @@ struct vol_keys {
     uint8_t data[KEYS_LEN];
     uint8_t check[KEYS_LEN];
     uint8_t mac[KEYS_LEN];
+    uint8_t local[KEYS_LEN];
 };
 
 /* The passphrase in FILE: one trailing newline stripped, never empty.  A

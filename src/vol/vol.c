@@ -262,8 +262,8 @@ int open_builder(struct vol *v, struct wseg *w)
     v->segs[w->idx].mem = w->b; /* read from memory until uploaded */
     w->opened_ms = clock_mono_ms();
     if (!v->replaying &&
-        journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs, &w->j,
-                       err, sizeof err) < 0)
+        journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs,
+                       v->keys ? v->keys->local : NULL, &w->j, err, sizeof err) < 0)
         return fail(v, "journal: %s", err);
     v->next_seq++;
     return 0;
@@ -872,7 +872,7 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         if (o->cache_size != VOL_NO_CACHE) {
             char *path = xasprintf("%s/%s/blocks", o->cache_dir, uuid);
             v->cache = cache_open(path, o->cache_size ? o->cache_size : DEFAULT_CACHE_BYTES,
-                                  v->bs, err, errlen);
+                                  v->bs, v->keys != NULL, err, errlen);
             free(path);
             if (!v->cache)
                 goto fail;

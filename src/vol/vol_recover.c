@@ -409,7 +409,8 @@ int replay_journals(struct vol *v, char *err, size_t errlen)
         struct journal_info info;
         v->replaying = 1;
         enum journal_status js =
-            journal_replay(v->jdir, s, v->sb.uuid, replay_record, v, &info, why, sizeof why);
+            journal_replay(v->jdir, s, v->sb.uuid, v->keys ? v->keys->local : NULL,
+                           replay_record, v, &info, why, sizeof why);
         if (js == JOURNAL_OK) {
             if (seal_all(v) < 0 || wait_uploads(v) < 0) {
                 snprintf(err, errlen, "%s", v->failed);

@@ -4,7 +4,8 @@
  * cache returns must hold the bytes last put under its key, the newest
  * capacity's worth of blocks must always be there (FIFO), the index must
  * match the slots after every step, and a cache file that cannot be written
- * must drop blocks, never return them. */
+ * must drop blocks, never return them.  The model runs for plain and for
+ * sealed caches (an encrypted volume's), whose file must hold no plaintext. */
 #include "tap.h"
 #include "util/rng.h"
 #include "vol/cache.h"
@@ -31,13 +32,13 @@ static void fill(char *p, uint32_t seg, uint32_t block, uint32_t ver)
 static uint32_t version[NSEG][NBLK]; /* 0: never put */
 static uint64_t put_order[NSEG][NBLK];
 
-static void test_model(uint64_t seed, uint32_t slots)
+static void test_model(uint64_t seed, uint32_t slots, int sealed)
 {
     char err[256], path[] = "/tmp/buoy-test-cache-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
-    struct cache *c = cache_open(path, (uint64_t)slots * BS, BS, err, sizeof err);
-    ok(c != NULL, "a cache of %u slots opens", slots);
+    struct cache *c = cache_open(path, (uint64_t)slots * BS, BS, sealed, err, sizeof err);
+    ok(c != NULL, "a %s cache of %u slots opens", sealed ? "sealed" : "plain", slots);
     if (!c)
         return;
     memset(version, 0, sizeof version);
@@ -82,24 +83,43 @@ static void test_model(uint64_t seed, uint32_t slots)
     ok(st.used <= slots && st.hits > 0 && st.misses > 0,
        "stats: %llu of %u slots used, %llu hits, %llu misses", (unsigned long long)st.used,
        slots, (unsigned long long)st.hits, (unsigned long long)st.misses);
-    ok(cache_mem_bytes(c) <= 64 * (size_t)slots + 256, "index memory %zu bytes for %u slots",
-       cache_mem_bytes(c), slots);
+    ok(cache_mem_bytes(c) <= (sealed ? 72 : 64) * (size_t)slots + 256 + (sealed ? NBLK * BS : 0),
+       "index memory %zu bytes for %u slots", cache_mem_bytes(c), slots);
+    if (sealed) { /* no block's bytes are in the file as they were put */
+        uint64_t plain = 0;
+        int f = open(path, O_RDONLY);
+        for (uint32_t sl = 0; f >= 0 && sl < slots; sl++) {
+            if (pread(f, buf, BS, (off_t)sl * BS) != BS)
+                break;
+            for (uint32_t sg = 0; sg < NSEG; sg++)
+                for (uint32_t b = 0; b < NBLK; b++) {
+                    if (!version[sg][b])
+                        continue;
+                    fill(want, sg, b, version[sg][b]);
+                    plain += memcmp(want, buf, BS) == 0;
+                }
+        }
+        if (f >= 0)
+            close(f);
+        is_int(plain, 0, "the sealed cache file holds no block as it was put");
+    }
     cache_close(c);
     ok(access(path, F_OK) != 0, "closing removes the cache file");
     free(buf);
     free(want);
 }
 
-static void test_errors(void)
+static void test_errors(int sealed)
 {
     char err[256];
-    ok(cache_open("/tmp/buoy-test-cache-none/x", 1 << 20, BS, err, sizeof err) == NULL,
+    ok(cache_open("/tmp/buoy-test-cache-none/x", 1 << 20, BS, sealed, err, sizeof err) == NULL,
        "a cache in a missing directory fails: %s", err);
-    ok(cache_open("/tmp/buoy-test-cache-small", 4 * BS, BS, err, sizeof err) == NULL,
+    ok(cache_open("/tmp/buoy-test-cache-small", 4 * BS, BS, sealed, err, sizeof err) == NULL,
        "a cache under 16 blocks is refused: %s", err);
 
     /* a full disk: with RLIMIT_FSIZE 0 every write to the file fails (EFBIG) */
-    struct cache *c = cache_open("/tmp/buoy-test-cache-full", 64 * BS, BS, err, sizeof err);
+    struct cache *c =
+        cache_open("/tmp/buoy-test-cache-full", 64 * BS, BS, sealed, err, sizeof err);
     if (!c)
         bail_out(err);
     struct rlimit old, none = {0, 0};
@@ -140,9 +160,11 @@ static void test_errors(void)
 int main(void)
 {
     plan_no_plan();
-    test_model(1, 16);
-    test_model(2, 100);
-    test_model(3, 1000);
-    test_errors();
+    for (int sealed = 0; sealed < 2; sealed++) {
+        test_model(1, 16, sealed);
+        test_model(2, 100, sealed);
+        test_model(3, 1000, sealed);
+        test_errors(sealed);
+    }
     return done_testing();
 }

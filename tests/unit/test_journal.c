@@ -7,7 +7,10 @@
  * flip at every byte, random multi-byte damage, a record spliced in from
  * another journal, garbage files, a SIGKILL at random moments while a child
  * appends and syncs, and failures injected into every I/O call in turn
- * (SQLite's countdown style) or caused for real by RLIMIT_FSIZE. */
+ * (SQLite's countdown style) or caused for real by RLIMIT_FSIZE.  All of
+ * that runs twice: for a plain journal and for a sealed one (an encrypted
+ * volume's), which also must hold no plaintext and refuse an altered
+ * record whose check was redone, without a key or with another. */
 #include "vol/journal.h"
 #include "tap.h"
 #include "util/clock.h"
@@ -32,6 +35,11 @@
 
 static char tmpdir[] = "/tmp/buoy-test-journal-XXXXXX";
 static char err[512];
+/* The pass: NULL for plain journals, else the key sealed ones are made with. */
+static const uint8_t *KEY;
+static const uint8_t SEAL_KEY[JOURNAL_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                                                  15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                                                  27, 28, 29, 30, 31, 32};
 
 static const uint8_t UUID[16] = {0x6f, 0x1c, 0x0d, 0x2e, 0x8a, 0x5b, 0x4c, 0x1e,
                                  0x9f, 0x00, 0x2b, 0x7d, 0x3c, 0x4e, 0x5f, 0x60};
@@ -135,12 +143,12 @@ static enum journal_status replay(const char *dir, uint64_t seq, const uint8_t *
                                   struct check *c, struct journal_info *info)
 {
     c->got = c->bad = c->first_bad = 0;
-    return journal_replay(dir, seq, uuid, check_cb, c, info, err, sizeof err);
+    return journal_replay(dir, seq, uuid, KEY, check_cb, c, info, err, sizeof err);
 }
 
 static char *subdir(const char *name)
 {
-    char *d = xasprintf("%s/%s", tmpdir, name);
+    char *d = xasprintf("%s/%s%s", tmpdir, KEY ? "sealed-" : "", name);
     if (mkdir(d, 0700) < 0)
         bail_out("mkdir in the temp directory failed");
     return d;
@@ -155,7 +163,7 @@ static struct journal *create_or_bail(const char *dir, const uint8_t *uuid, uint
                                       uint32_t bs)
 {
     struct journal *j;
-    if (journal_create(dir, uuid, WRITER, seq, 3, bs, &j, err, sizeof err) < 0)
+    if (journal_create(dir, uuid, WRITER, seq, 3, bs, KEY, &j, err, sizeof err) < 0)
         bail_out(err);
     return j;
 }
@@ -304,14 +312,14 @@ static void test_create_list_remove(void)
     ok(n == 0 && seqs == NULL, "no journals");
     for (uint64_t s = 12; s >= 9; s--)
         journal_close(create_or_bail(dir, UUID, s == 9 ? 0x100 : s, 4096));
-    int rc = journal_create(dir, UUID, WRITER, 10, 3, 4096, &j, err, sizeof err), e = errno;
+    int rc = journal_create(dir, UUID, WRITER, 10, 3, 4096, KEY, &j, err, sizeof err), e = errno;
     ok(rc == -1 && e == EEXIST, "a second journal for the same seq is refused with EEXIST");
     ok(j == NULL && strstr(err, "replay and remove it first"), "and says what to do: %s", err);
-    is_int(journal_create(dir, UUID, WRITER, 13, 3, 1000, &j, err, sizeof err), -1,
+    is_int(journal_create(dir, UUID, WRITER, 13, 3, 1000, KEY, &j, err, sizeof err), -1,
            "block size 1000 is refused");
     ok(strstr(err, "power of two") != NULL, "naming the rule: %s", err);
     char *missing = xasprintf("%s/missing", dir);
-    is_int(journal_create(missing, UUID, WRITER, 1, 3, 4096, &j, err, sizeof err), -1,
+    is_int(journal_create(missing, UUID, WRITER, 1, 3, 4096, KEY, &j, err, sizeof err), -1,
            "a missing directory is an error");
     ok(strstr(err, "open directory") && strstr(err, "No such file"), "naming it: %s", err);
 
@@ -598,7 +606,7 @@ static void test_foreign_and_garbage(void)
     is_int(replay(dir, 1, NULL, &ck, &info), JOURNAL_OK, "with no expected uuid it replays");
     ok(ck.got == 3 && ck.bad == 0, "all 3 records");
     int calls = 0;
-    is_int(journal_replay(dir, 1, NULL, stop_at_third, &calls, &info, err, sizeof err),
+    is_int(journal_replay(dir, 1, NULL, KEY, stop_at_third, &calls, &info, err, sizeof err),
            JOURNAL_ESTOPPED, "a callback can stop the replay");
     ok(calls == 3 && info.nrecords == 2, "after 2 accepted records");
 
@@ -646,10 +654,10 @@ static void test_foreign_and_garbage(void)
     ok(ck.got == 0 && strstr(info.stop, "runs past the end"), "is a torn tail: %s", info.stop);
 
     /* a well-formed header of a version we do not know, and a renamed file */
-    hand_header(hdr, UUID, 1, 2, 512);
+    hand_header(hdr, UUID, 1, 3, 512);
     spit(path, hdr, 64);
-    is_int(replay(dir, 1, UUID, &ck, NULL), JOURNAL_EBADHDR, "format version 2 is refused");
-    ok(strstr(err, "version 2 is not supported") != NULL, "saying so: %s", err);
+    is_int(replay(dir, 1, UUID, &ck, NULL), JOURNAL_EBADHDR, "format version 3 is refused");
+    ok(strstr(err, "version 3 is not supported") != NULL, "saying so: %s", err);
     hand_header(hdr, UUID, 5, 1, 512);
     spit(path, hdr, 64);
     is_int(replay(dir, 1, UUID, &ck, NULL), JOURNAL_EBADHDR,
@@ -730,7 +738,7 @@ static int countdown_run(const char *dir, int n, int persist, int e, uint64_t *v
 
     make_recs(77, 512, 3, recs, K);
     journal_fault_inject(n, persist, e);
-    int created = journal_create(dir, UUID, WRITER, 1, 3, 512, &j, err, sizeof err) == 0;
+    int created = journal_create(dir, UUID, WRITER, 1, 3, 512, KEY, &j, err, sizeof err) == 0;
     if (created) {
         for (int i = 0; i < K; i++) {
             rc = append_rec(j, &recs[i]);
@@ -879,7 +887,7 @@ static void crash_child(const char *dir, uint64_t seed, int wfd)
     struct rng g;
     char cerr[256];
 
-    if (journal_create(dir, UUID, WRITER, 1, 3, CRASH_BS, &j, cerr, sizeof cerr) < 0)
+    if (journal_create(dir, UUID, WRITER, 1, 3, CRASH_BS, KEY, &j, cerr, sizeof cerr) < 0)
         _exit(2);
     rng_seed(&g, ~seed);
     for (uint64_t i = 0; i < CRASH_MAXREC; i++) {
@@ -972,12 +980,85 @@ static void test_crash_kill9(void)
     ok(total > 0 && nojournal < TRIALS, "the trials did write records");
 }
 
-int main(void)
+/* A sealed journal: no plaintext on disk, 40 bytes more per record, and a
+ * record that was altered with its check redone is an error (EAUTH), never
+ * the silent end of the replay; so are a missing key and another key. */
+static void test_sealed(void)
 {
-    plan_no_plan();
-    if (!mkdtemp(tmpdir))
-        bail_out("mkdtemp failed");
-    test_format();
+    char *dir = subdir("sealed");
+    uint8_t data[512], other[JOURNAL_KEY_LEN];
+    struct journal_info info;
+    memset(data, 0, sizeof data);
+    for (int i = 0; i < 16; i++)
+        memcpy(data + 32 * i, "BUOY-JOURNAL-PLAINTEXT-PATTERN!!", 32);
+    struct journal *j = create_or_bail(dir, UUID, 5, 512);
+    is_int(journal_append_data(j, 7, 1, data), 0, "append a data record");
+    is_int(journal_append_zero(j, 9, 3), 0, "and a zero record");
+    is_int(journal_append_data(j, 8, 1, data), 0, "and another data record");
+    is_int(journal_size(j), 64 + 3 * (32 + 40) + 2 * 512,
+           "each record stores 40 bytes more (nonce and tag)");
+    journal_sync(j);
+    journal_close(j);
+    char *path = jpath(dir, 5);
+    size_t len;
+    uint8_t *got = slurp(path, &len);
+    ok(got[8] == 2 && memmem(got, len, "BUOY-JOURNAL", 12) == NULL,
+       "the header says version 2 and the file holds no plaintext of the data");
+    struct rec want[3] = {{JOURNAL_DATA, 7, 1, data}, {JOURNAL_ZERO, 9, 3, NULL},
+                          {JOURNAL_DATA, 8, 1, data}};
+    struct check ck = {.want = want, .nwant = 3, .bs = 512};
+    is_int(replay(dir, 5, UUID, &ck, &info), JOURNAL_OK, "it replays with its key");
+    ok(ck.got == 3 && ck.bad == 0 && info.sealed, "all three records, opened");
+
+    ck.got = 0;
+    is_int(journal_replay(dir, 5, UUID, NULL, check_cb, &ck, &info, err, sizeof err),
+           JOURNAL_EAUTH, "without a key it is refused");
+    ok(ck.got == 0 && strstr(err, "sealed"), "before any record: %s", err);
+    memcpy(other, SEAL_KEY, sizeof other);
+    other[0] ^= 1;
+    ck.got = 0;
+    is_int(journal_replay(dir, 5, UUID, other, check_cb, &ck, &info, err, sizeof err),
+           JOURNAL_EAUTH, "with another key the first record fails to open");
+    ok(ck.got == 0 && strstr(err, "fails authentication"), "%s", err);
+
+    /* the second data record's ciphertext altered, its check redone */
+    uint64_t off = 64 + 2 * (32 + 40) + 512, salt = XXH3_64bits(got, 60);
+    got[off + 32 + 24 + 100] ^= 0x10;
+    XXH3_state_t *xs = XXH3_createState();
+    XXH3_64bits_reset_withSeed(xs, salt);
+    XXH3_64bits_update(xs, got + off, 24);
+    XXH3_64bits_update(xs, got + off + 32, 512 + 40);
+    le64(got + off + 24, XXH3_64bits_digest(xs));
+    XXH3_freeState(xs);
+    spit(path, got, len);
+    ck.got = 0;
+    ck.bad = 0;
+    is_int(journal_replay(dir, 5, UUID, KEY, check_cb, &ck, &info, err, sizeof err),
+           JOURNAL_EAUTH, "an altered record whose check matches is an error, not a torn tail");
+    ok(ck.got == 2 && ck.bad == 0 && strstr(err, "fails authentication"),
+       "after the two records before it: %s", err);
+
+    /* a plain journal replays with a key given (one from before sealing) */
+    const uint8_t *k = KEY;
+    KEY = NULL;
+    char *pdir = subdir("sealed-plain");
+    struct journal *pj = create_or_bail(pdir, UUID, 6, 512);
+    journal_append_data(pj, 7, 1, data);
+    journal_close(pj);
+    struct check pk = {.want = want, .nwant = 1, .bs = 512};
+    is_int(journal_replay(pdir, 6, UUID, k, check_cb, &pk, &info, err, sizeof err), JOURNAL_OK,
+           "a plain journal replays though a key is given");
+    ok(pk.got == 1 && pk.bad == 0 && !info.sealed, "its record comes back");
+    KEY = k;
+    free(got);
+    free(path);
+    free(pdir);
+    free(dir);
+}
+
+/* The tests that hold for plain and sealed journals alike. */
+static void run_all(void)
+{
     test_create_list_remove();
     test_round_trip();
     test_refusals();
@@ -988,6 +1069,19 @@ int main(void)
     test_countdown_faults();
     test_file_size_limit();
     test_crash_kill9();
+}
+
+int main(void)
+{
+    plan_no_plan();
+    if (!mkdtemp(tmpdir))
+        bail_out("mkdtemp failed");
+    test_format();
+    run_all();
+    diag("the same for sealed journals:");
+    KEY = SEAL_KEY;
+    test_sealed();
+    run_all();
     nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return done_testing();
 }
