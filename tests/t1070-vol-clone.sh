@@ -112,7 +112,7 @@ test_expect_success 'buoy delete: refused while mounted; then the snapshot can g
     "$BUOY" umount "$mp" &&
     "$BUOY" delete "$c" >"$dir/out" &&
     grep -q "deleted volume $c" "$dir/out" &&
-    test_expect_code 1 "$BUOY" info "$c" 2>/dev/null &&
+    test_expect_code 3 "$BUOY" info "$c" 2>/dev/null &&
     test -z "$(ls "$p/clones/monday" 2>/dev/null)" &&
     before=$(stored "$p") &&
     "$BUOY" snapshot delete "$p" monday >/dev/null &&

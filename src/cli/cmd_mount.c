@@ -55,8 +55,9 @@ __attribute__((format(printf, 2, 3))) static int report(int ready, const char *f
 int cli_unmount_fuse(const char *mp, int lazy, char *err, size_t errlen)
 {
     /* a loop device just detached, or udev probing one, can hold the disk
-     * file for a moment: retry a busy unmount for up to two seconds */
-    for (int i = 0; i < 20; i++) {
+     * file for a moment (longer on a loaded machine): retry a busy unmount
+     * for up to ten seconds */
+    for (int i = 0; i < 100; i++) {
         if (umount2(mp, lazy ? MNT_DETACH : 0) == 0)
             return 0;
         if (errno != EBUSY)

@@ -98,6 +98,25 @@ static int drain(const char *mp)
     return 0;
 }
 
+/* After losetup -d, a loop device that someone (udev's probe, say) still
+ * has open lingers, holding the disk file and so the FUSE mount, until its
+ * last user closes it: wait up to 30 s for the loops on disk to go. */
+static void wait_loops_gone(const char *disk)
+{
+    char *loops[MAX_LOOPS];
+    for (int i = 0; i < 300; i++) {
+        int n = sys_loops_of_file(disk, loops, MAX_LOOPS);
+        for (int k = 0; k < n; k++)
+            free(loops[k]);
+        if (n <= 0)
+            return;
+        if (i == 50)
+            fprintf(stderr, "buoy: waiting for the loop device on %s to be released\n", disk);
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Step 1. */
 static int unmount_loops(const char *mp, int dead)
 {
@@ -119,6 +138,8 @@ static int unmount_loops(const char *mp, int dead)
     }
     for (int i = 0; i < n; i++)
         free(loops[i]);
+    if (n > 0 && !rc)
+        wait_loops_gone(disk);
     return rc;
 }
 

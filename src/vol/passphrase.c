@@ -28,7 +28,10 @@ static int which_super(struct store *s, const struct buf *old, const struct buf 
     char why[STORE_ERRMSG_MAX];
     int rc = -1;
     if (store_get(s, SUPER_KEY, 0, 0, &now, NULL, why, sizeof why))
-        snprintf(err, errlen, "reading the superblock back: %s", why);
+        snprintf(err, errlen,
+                 "cannot tell whether the new passphrase took (reading the superblock back: "
+                 "%s); one of the two opens the volume",
+                 why);
     else if (now.len == new->len && memcmp(now.p, new->p, now.len) == 0)
         rc = 1;
     else if (now.len == old->len && memcmp(now.p, old->p, now.len) == 0)
