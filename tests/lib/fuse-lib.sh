@@ -18,6 +18,17 @@ requires fusermount3 losetup
 
 cache_root=$(mk_tmpdir cache)
 
+# The temp root becomes a shared mount, so the FUSE and filesystem mounts a
+# test makes under it have a shared parent: a mount namespace made meanwhile
+# as a slave (ip netns exec, in an HA test running beside this one) then
+# loses its copies of them when they are unmounted here, instead of keeping
+# ext4, its loop device and the FUSE disk file busy until it ends.
+# _tl_remove_tmp unmounts it.
+if ! { mount --bind "$_tl_tmproot" "$_tl_tmproot" && mount --make-shared "$_tl_tmproot"; }; then
+    echo "Bail out! cannot make $_tl_tmproot a shared mount"
+    exit 1
+fi
+
 buoy_mount() {
     local name=$1 url=$2 mp=$3
     shift 3

@@ -684,6 +684,8 @@ _tl_remove_tmp() {
         "$_tl_tmproot"/*) losetup -d "/dev/$(basename "$(dirname "$(dirname "$f")")")" 2>/dev/null ;;
         esac
     done
+    # fuse-lib.sh makes the root itself a (shared) mount
+    while mountpoint -q "$_tl_tmproot"; do umount -l "$_tl_tmproot" || break; done
     rm -rf --one-file-system "$_tl_tmproot"
 }
 
