@@ -10,9 +10,14 @@
 ha_net_setup 2
 web=$(ha_web_script)
 
+# kill_web K: kill node K's service, and say so in the web journal: a killed
+# server writes no "stop" line, and the daemon's stop writes none either once
+# status sees the server gone, so without this line ha_journal_ok would take
+# the server for still up when the other node starts.
 kill_web() {
     local pid
-    read -r pid <"$HA_DIR/web-n$1.pid" && kill -KILL "$pid"
+    read -r pid <"$HA_DIR/web-n$1.pid" && kill -KILL "$pid" &&
+        echo "$(date +%s%N) kill n$1" >>"$HA_DIR/journal"
 }
 
 # wait_restarts K N: node K's check "http" has made N restarts, and the last

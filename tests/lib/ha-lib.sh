@@ -22,6 +22,9 @@
 #   ha_status K           buoy ha status of node K (into $HA_DIR/statusK)
 #   ha_state K            print node K's state
 #   ha_wait_state K STATE [TIMEOUT]
+#   ha_wait_status K TIMEOUT PATTERN...
+#                         wait until one reading of node K's status (in
+#                         $HA_DIR/statusK) matches every PATTERN (grep)
 #   ha_cut K J / ha_heal K  drop node K's heartbeats from node J (nft table in K)
 #   ha_vip_holders        how many node namespaces hold the floating address
 #   ha_web_script         path of an exec resource script that runs a small
@@ -206,6 +209,27 @@ ha_wait_state() {
     done
 }
 
+ha_wait_status() {
+    local k=$1 timeout=$2 end re ok
+    shift 2
+    end=$((SECONDS + timeout))
+    while :; do
+        if ha_status "$k" 2>/dev/null; then
+            ok=1
+            for re in "$@"; do
+                grep -q -- "$re" "$HA_DIR/status$k" || { ok=; break; }
+            done
+            [ -n "$ok" ] && return 0
+        fi
+        if [ "$SECONDS" -ge "$end" ]; then
+            echo "ha_wait_status: n$k's status does not show $re after $timeout s" >&2
+            cat "$HA_DIR/status$k" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
 ha_cut() {
     local k=$1 j=$2 t=$HA_ID
     ha_in "$k" nft list table inet "$t" >/dev/null 2>&1 ||
@@ -255,7 +279,10 @@ stop)
     echo "$(date +%s%N) stop $node" >>"$dir/journal"
     ;;
 status)
-    [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null
+    # A killed server stays a zombie until init reaps it, which may take
+    # seconds: kill -0 alone would call it running for as long.
+    [ -f "$pidf" ] && pid=$(cat "$pidf") && kill -0 "$pid" 2>/dev/null &&
+        ! grep -q '^State:[[:space:]]*[ZX]' "/proc/$pid/status" 2>/dev/null
     ;;
 esac
 EOF
@@ -263,7 +290,7 @@ EOF
     echo "$s"
 }
 
-# ha_journal_overlaps: 0 when no two nodes' start..stop intervals in the web
+# ha_journal_ok: 0 when no two nodes' start..stop intervals in the web
 # journal overlap (a killed node's interval ends when it was killed: the
 # test writes "kill NODE" lines).
 ha_journal_ok() {
