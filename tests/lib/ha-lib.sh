@@ -281,8 +281,9 @@ stop)
 status)
     # A killed server stays a zombie until init reaps it, which may take
     # seconds: kill -0 alone would call it running for as long.
-    [ -f "$pidf" ] && pid=$(cat "$pidf") && kill -0 "$pid" 2>/dev/null &&
-        ! grep -q '^State:[[:space:]]*[ZX]' "/proc/$pid/status" 2>/dev/null
+    [ -f "$pidf" ] && pid=$(cat "$pidf") &&
+        st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) &&
+        [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
     ;;
 esac
 EOF
