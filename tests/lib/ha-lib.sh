@@ -164,14 +164,21 @@ ha_start() {
 }
 
 ha_kill() {
-    local k=$1 pid
+    local k=$1 pid ns
+    ns=$(ha_ns "$k")
     kill_daemon "ha$k" KILL || return 1
-    if [ -f "$HA_DIR/web-n$k.pid" ]; then
-        read -r pid <"$HA_DIR/web-n$k.pid"
-        kill -KILL "$pid" 2>/dev/null
-        rm -f "$HA_DIR/web-n$k.pid"
-    fi
-    ip -n "$(ha_ns "$k")" link set eth0 down
+    # The service dies with the machine, and so does a web.sh start the
+    # daemon was still running: left alone, it would go on to write "start"
+    # in the journal after the test's "kill" line (and a server it had just
+    # started, before its pid file, would live on).  Other processes (a
+    # buoy mount) are left to the test.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+        case $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) in
+        *"$HA_DIR/web.sh n$k "* | *"$HA_DIR/www-n$k "*) kill -KILL "$pid" 2>/dev/null ;;
+        esac
+    done
+    rm -f "$HA_DIR/web-n$k.pid"
+    ip -n "$ns" link set eth0 down
 }
 
 # ha_revive K: the machine is back (eth0 up, no floating address left over).
