@@ -35,47 +35,67 @@ active_node() {
     echo 0
 }
 
-# watch SECONDS: sample holders and states; fail on two of either.
+# watch MIN [MAX COND]: sample the holders of the address and the states
+# every ~50 ms, for MIN seconds; fail on two holders or two active nodes.
+# With COND, go on sampling after MIN seconds until COND holds for a sample
+# (it reads that sample: st[1], st[2], h), failing after MAX seconds: under
+# load the daemons take longer to get where the test expects them.
 watch() {
-    local end=$((SECONDS + $1)) h a s1 s2 n=0
-    while [ "$SECONDS" -lt "$end" ]; do
+    local min=$1 max=${2:-$1} cond=${3:-} t0=$SECONDS h na n=0
+    local -a st
+    while :; do
         h=$(ha_vip_holders)
-        s1=$(ha_state 1) s2=$(ha_state 2)
-        a=0
-        [ "$s1" = active ] && a=$((a + 1))
-        [ "$s2" = active ] && a=$((a + 1))
+        st[1]=$(ha_state 1) st[2]=$(ha_state 2)
+        na=0
+        [ "${st[1]}" = active ] && na=$((na + 1))
+        [ "${st[2]}" = active ] && na=$((na + 1))
         n=$((n + 1))
-        if [ "$h" -gt 1 ] || [ "$a" -gt 1 ]; then
-            echo "DUAL ACTIVE: $h holders of $HA_VIP, states n1=$s1 n2=$s2" >&2
+        if [ "$h" -gt 1 ] || [ "$na" -gt 1 ]; then
+            echo "DUAL ACTIVE: $h holders of $HA_VIP, states n1=${st[1]} n2=${st[2]}" >&2
             return 1
+        fi
+        if [ $((SECONDS - t0)) -ge "$min" ]; then
+            [ -z "$cond" ] && break
+            $cond && break
+            if [ $((SECONDS - t0)) -ge "$max" ]; then
+                echo "watch: $cond not true after $max s: $h holders, n1=${st[1]} n2=${st[2]}" >&2
+                return 1
+            fi
         fi
         sleep 0.05
     done
     echo "samples $n"
 }
 
+# Conditions for watch, on node $a (active before the cut) and node $b.
+b_took_over() { [ "${st[$b]}" = active ] && [ "${st[$a]}" != active ]; }
+a_kept_it() { [ "${st[$a]}" = active ] && [ "${st[$b]}" = acquiring ]; }
+one_active() {
+    [ "$h" = 1 ] && [ "$( (echo "${st[1]}"; echo "${st[2]}") | grep -c "^active$")" = 1 ]
+}
+
+# stepdowns K: how many times node K has said it stepped down for its lease.
+stepdowns() {
+    local n
+    n=$(grep -c "lease not renewed in time" "$TEST_OUT/daemons/ha$1.log")
+    echo "${n:-0}"
+}
+
 for t in $(seq 1 "$TRIALS"); do
     test_expect_success "trial $t: heartbeats cut both ways$([ $((t % 2)) = 1 ] && echo ', the active node also cut off from the store'): never two active" '
         a=$(active_node) && test "$a" != 0 && b=$((3 - a)) &&
+        down0=$(stepdowns $a) &&
         ha_cut 1 2 && ha_cut 2 1 &&
         if [ $((t % 2)) = 1 ]; then
-            ha_in $a nft add rule inet $HA_ID input ip saddr 10.50.0.200 drop
-        fi &&
-        watch 6 >"$HA_DIR/watch" &&
-        cat "$HA_DIR/watch" &&
-        if [ $((t % 2)) = 1 ]; then
-            test "$(ha_state $b)" = active &&
-            test "$(ha_state $a)" != active &&
-            grep -q "lease not renewed in time" "$TEST_OUT/daemons/ha$a.log"
+            ha_in $a nft add rule inet $HA_ID input ip saddr 10.50.0.200 drop &&
+            watch 6 30 b_took_over >"$HA_DIR/watch" &&
+            test "$(stepdowns $a)" -gt "$down0"
         else
-            test "$(ha_state $a)" = active &&
-            test "$(ha_state $b)" = acquiring
+            watch 6 30 a_kept_it >"$HA_DIR/watch"
         fi &&
+        cat "$HA_DIR/watch" &&
         ha_heal 1 && ha_heal 2 &&
-        watch 3 >/dev/null &&
-        n_act=$( (ha_state 1; ha_state 2) | grep -c "^active$") &&
-        test "$n_act" = 1 &&
-        test "$(ha_vip_holders)" = 1 &&
+        watch 3 20 one_active >/dev/null &&
         ha_journal_ok
     '
 done

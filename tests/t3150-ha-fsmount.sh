@@ -60,6 +60,8 @@ wait_state() {
     return 1
 }
 mounted() { grep -q " $mnt " /proc/self/mounts; }
+reloads() { grep -c "configuration reloaded" "$TEST_OUT/daemons/ha.log"; }
+reloads_at_least() { test "$(reloads)" -ge "$1"; }
 
 test_expect_success 'alone after initdead: it claims, mounts, starts in order' '
     start_daemon ha "$BUOY" ha run -c "$dir/ha.conf" &&
@@ -71,10 +73,10 @@ test_expect_success 'alone after initdead: it claims, mounts, starts in order' '
 '
 
 test_expect_success 'standby with the mount busy: the stop fails, the node is failed and keeps its lease' '
-    (cd "$mnt" && exec sleep 60) </dev/null >/dev/null 2>&1 &
+    (cd "$mnt" && : >"$dir/busy-in-mnt" && exec sleep 60) </dev/null >/dev/null 2>&1 &
     busy=$! &&
     test_when_finished "kill $busy 2>/dev/null; true" &&
-    sleep 0.2 &&
+    wait_for_file "$dir/busy-in-mnt" 10 && # the mount is busy once it is in there
     "$BUOY" ha standby --socket "$dir/ha.sock" >/dev/null &&
     wait_state failed &&
     mounted &&
@@ -85,7 +87,7 @@ test_expect_success 'standby with the mount busy: the stop fails, the node is fa
     grep -q "this node is failed" "$dir/err" &&
     sleep 1.5 && test "$(state)" = failed &&
     grep -q "ours yes" "$dir/status" &&
-    kill $busy && wait $busy 2>/dev/null; true
+    kill $busy && { wait $busy 2>/dev/null; true; }
 '
 
 test_expect_success 'the operator unmounts; clear, then online: active again' '
@@ -110,8 +112,9 @@ test_expect_success 'reload: timings change at once; a changed resource list or 
     test_expect_code 1 "$BUOY" ha reload --socket "$dir/ha.sock" 2>"$dir/err" &&
     grep -q "ha.conf:[0-9]*: deadtime is set twice" "$dir/err" &&
     cp "$dir/ha.conf.good" "$dir/ha.conf" &&
-    kill -HUP "$(daemon_pid ha)" && sleep 0.5 &&
-    test "$(grep -c "configuration reloaded" "$TEST_OUT/daemons/ha.log")" = 2 &&
+    kill -HUP "$(daemon_pid ha)" &&
+    wait_until 10 reloads_at_least 2 && # the daemon reads the signal a little later
+    test "$(reloads)" = 2 &&
     test "$(state)" = active && mounted
 '
 

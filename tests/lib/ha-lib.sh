@@ -22,6 +22,9 @@
 #   ha_status K           buoy ha status of node K (into $HA_DIR/statusK)
 #   ha_state K            print node K's state
 #   ha_wait_state K STATE [TIMEOUT]
+#   ha_wait_status K TIMEOUT PATTERN...
+#                         wait until one reading of node K's status (in
+#                         $HA_DIR/statusK) matches every PATTERN (grep)
 #   ha_cut K J / ha_heal K  drop node K's heartbeats from node J (nft table in K)
 #   ha_vip_holders        how many node namespaces hold the floating address
 #   ha_web_script         path of an exec resource script that runs a small
@@ -161,14 +164,21 @@ ha_start() {
 }
 
 ha_kill() {
-    local k=$1 pid
+    local k=$1 pid ns
+    ns=$(ha_ns "$k")
     kill_daemon "ha$k" KILL || return 1
-    if [ -f "$HA_DIR/web-n$k.pid" ]; then
-        read -r pid <"$HA_DIR/web-n$k.pid"
-        kill -KILL "$pid" 2>/dev/null
-        rm -f "$HA_DIR/web-n$k.pid"
-    fi
-    ip -n "$(ha_ns "$k")" link set eth0 down
+    # The service dies with the machine, and so does a web.sh start the
+    # daemon was still running: left alone, it would go on to write "start"
+    # in the journal after the test's "kill" line (and a server it had just
+    # started, before its pid file, would live on).  Other processes (a
+    # buoy mount) are left to the test.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+        case $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) in
+        *"$HA_DIR/web.sh n$k "* | *"$HA_DIR/www-n$k "*) kill -KILL "$pid" 2>/dev/null ;;
+        esac
+    done
+    rm -f "$HA_DIR/web-n$k.pid"
+    ip -n "$ns" link set eth0 down
 }
 
 # ha_revive K: the machine is back (eth0 up, no floating address left over).
@@ -199,6 +209,27 @@ ha_wait_state() {
         fi
         if [ "$SECONDS" -ge "$end" ]; then
             echo "ha_wait_state: n$k is $s, not $want, after $timeout s" >&2
+            cat "$HA_DIR/status$k" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+ha_wait_status() {
+    local k=$1 timeout=$2 end re ok
+    shift 2
+    end=$((SECONDS + timeout))
+    while :; do
+        if ha_status "$k" 2>/dev/null; then
+            ok=1
+            for re in "$@"; do
+                grep -q -- "$re" "$HA_DIR/status$k" || { ok=; break; }
+            done
+            [ -n "$ok" ] && return 0
+        fi
+        if [ "$SECONDS" -ge "$end" ]; then
+            echo "ha_wait_status: n$k's status does not show $re after $timeout s" >&2
             cat "$HA_DIR/status$k" >&2
             return 1
         fi
@@ -255,7 +286,11 @@ stop)
     echo "$(date +%s%N) stop $node" >>"$dir/journal"
     ;;
 status)
-    [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null
+    # A killed server stays a zombie until init reaps it, which may take
+    # seconds: kill -0 alone would call it running for as long.
+    [ -f "$pidf" ] && pid=$(cat "$pidf") &&
+        st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) &&
+        [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
     ;;
 esac
 EOF
@@ -263,7 +298,7 @@ EOF
     echo "$s"
 }
 
-# ha_journal_overlaps: 0 when no two nodes' start..stop intervals in the web
+# ha_journal_ok: 0 when no two nodes' start..stop intervals in the web
 # journal overlap (a killed node's interval ends when it was killed: the
 # test writes "kill NODE" lines).
 ha_journal_ok() {

@@ -44,7 +44,7 @@
 # Helpers: test_expect_success test_must_fail test_expect_code test_when_finished test_done
 #   requires requires_root skip_all say mk_tmpdir free_port
 #   start_daemon stop_daemon kill_daemon daemon_pid daemon_running
-#   wait_for_http wait_for_file
+#   wait_for_http wait_for_file wait_until
 #   start_moto stop_moto kill_moto start_s3rver stop_s3rver kill_s3rver
 #   make_bucket moto_iam_user
 # Everything private is named _tl_*.
@@ -509,6 +509,23 @@ wait_for_file() {
     until [ -e "$path" ]; do
         if [ "$SECONDS" -ge "$end" ]; then
             echo "wait_for_file: $path did not appear within $timeout s" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# wait_until TIMEOUT CMD [ARGS...]: run CMD every 0.1 s until it succeeds, or
+# fail after TIMEOUT seconds saying what it waited for.  For what a daemon
+# reports a little after the effect a test saw (its state, a log line): wait
+# for the report itself, never sleep a fixed time and hope.
+wait_until() {
+    local timeout=$1 end
+    shift
+    end=$((SECONDS + timeout))
+    until "$@"; do
+        if [ "$SECONDS" -ge "$end" ]; then
+            echo "wait_until: still not true after $timeout s: $*" >&2
             return 1
         fi
         sleep 0.1
