@@ -22,7 +22,9 @@
  * Rules (checked by ha_sm_assert() after every step):
  *   S1  resources are started only while the lease is valid: a start job is
  *       issued only in acquiring with lease_valid, and active requires
- *       lease_valid at every step (else the same step moves to releasing).
+ *       lease_valid at every step (else the same step moves to releasing);
+ *       the worker cancels a start command still running when the lease
+ *       stops being valid (ha_work.c), so a slow start never outlives it.
  *   S2  in initialising and standby no resource is up or starting.
  *   S3  every start is followed by a stop before standby is reached; a stop
  *       that fails leads to failed, which only the clear command leaves.

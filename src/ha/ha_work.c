@@ -2,13 +2,16 @@
  * a time, so a slow script or cloud call never delays a heartbeat.
  *
  *   start    every resource in file order; before each one the lease must
- *            still be valid (rule S1 of ha_sm.h), and an ec2-eip start
- *            re-confirms it with a fresh renewal right before its call
+ *            still be valid (rule S1 of ha_sm.h), a command still running
+ *            when it stops being valid is cancelled (its process group
+ *            stopped, run_set_abort), and an ec2-eip start re-confirms it
+ *            with a fresh renewal right before its call
  *   stop     every resource in reverse order; all are tried, and the job
  *            fails if any stop failed (the state machine then goes failed)
  *   check    run check job_arg once
  *   restart  stop then start resource job_arg (-1: all of them) */
 #include "ha_daemon.h"
+#include "run.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -23,27 +26,44 @@ static int lease_still_valid(struct ha_daemon *d)
     return ok;
 }
 
+/* run_cmd's abort predicate during starts: the lease lapsed (S1). */
+static int lease_lapsed(void *arg, char *why, size_t whylen)
+{
+    if (lease_still_valid(arg))
+        return 0;
+    snprintf(why, whylen, "the lease is no longer valid");
+    return 1;
+}
+
 static int do_start(struct ha_daemon *d, int only)
 {
     struct res_ctx ctx = {ha_lease_confirm, d, d->buoy_path};
     char err[512];
+    int rc = 0;
+    /* a start that runs past the lease's validity is cancelled (its process
+     * group stopped), so no resource keeps starting on a node that may no
+     * longer be the one that should run it */
+    run_set_abort(lease_lapsed, d);
     for (int i = 0; i < d->conf.nres; i++) {
         if (only >= 0 && i != only)
             continue;
         if (!lease_still_valid(d)) {
             log_error("ha: not starting %s: the lease is no longer valid", d->res[i].item->name);
-            return -1;
+            rc = -1;
+            break;
         }
         uint64_t t0 = clock_mono_ms();
         if (res_start(&d->res[i], &ctx, err, sizeof err) < 0) {
             log_error("ha: resource %s (%s) did not start: %s", d->res[i].item->name,
                       d->res[i].item->kind, err);
-            return -1;
+            rc = -1;
+            break;
         }
         log_warn("ha: resource %s (%s) %s in %llums", d->res[i].item->name, d->res[i].item->kind,
                  d->res[i].last, (unsigned long long)(clock_mono_ms() - t0));
     }
-    return 0;
+    run_set_abort(NULL, NULL);
+    return rc;
 }
 
 static int do_stop(struct ha_daemon *d, int only)

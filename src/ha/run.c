@@ -43,6 +43,15 @@ static void child(char *const argv[], char *const extra_env[], int wfd)
     _exit(127);
 }
 
+static __thread int (*abort_fn)(void *, char *, size_t);
+static __thread void *abort_arg;
+
+void run_set_abort(int (*abort)(void *arg, char *why, size_t whylen), void *arg)
+{
+    abort_fn = abort;
+    abort_arg = arg;
+}
+
 int run_cmd(char *const argv[], char *const extra_env[], uint64_t timeout_ms, struct buf *out,
             char *err, size_t errlen)
 {
@@ -70,9 +79,15 @@ int run_cmd(char *const argv[], char *const extra_env[], uint64_t timeout_ms, st
     setpgid(pid, pid); /* both sides, so the group exists before any kill */
     close(p[1]);
     uint64_t start = clock_mono_ms(), deadline = start + timeout_ms, kill_at = 0;
-    int open_pipe = 1, status = 0, reaped = 0, timed_out = 0;
+    int open_pipe = 1, status = 0, reaped = 0, timed_out = 0, cancelled = 0;
+    char why[256] = "";
     while (!reaped) {
         uint64_t now = clock_mono_ms();
+        if (!timed_out && abort_fn && abort_fn(abort_arg, why, sizeof why)) {
+            timed_out = cancelled = 1;
+            kill(-pid, SIGTERM);
+            kill_at = now + 1000;
+        }
         if (!timed_out && now >= deadline) {
             timed_out = 1;
             kill(-pid, SIGTERM);
@@ -116,7 +131,10 @@ int run_cmd(char *const argv[], char *const extra_env[], uint64_t timeout_ms, st
     close(p[0]);
     char line[200];
     int ret;
-    if (timed_out) {
+    if (cancelled) {
+        set_err(err, errlen, "%s cancelled: %s", argv[0], why);
+        ret = -1;
+    } else if (timed_out) {
         set_err(err, errlen, "%s timed out after %llums", argv[0], (unsigned long long)timeout_ms);
         ret = -1;
     } else if (WIFSIGNALED(status)) {

@@ -19,6 +19,12 @@
  * timed out or died of a signal.  out may be NULL. */
 int run_cmd(char *const argv[], char *const extra_env[], uint64_t timeout_ms, struct buf *out,
             char *err, size_t errlen);
+/* While set (for the calling thread only), run_cmd() asks abort(arg) every
+ * 50 ms or so; once it returns nonzero with a reason in why, the command's
+ * group is stopped as on a timeout and run_cmd() fails with "NAME
+ * cancelled: WHY".  The worker sets it while it starts resources, so that a
+ * start cannot outlive the lease it began under.  NULL clears it. */
+void run_set_abort(int (*abort)(void *arg, char *why, size_t whylen), void *arg);
 /* The last line of out, trimmed, for messages ("" when none). */
 const char *run_last_line(const struct buf *out, char *line, size_t n);
 
