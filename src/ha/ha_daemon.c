@@ -202,6 +202,17 @@ static void age_peers(struct ha_daemon *d, uint64_t now)
     }
 }
 
+/* check_arm on c (NULL: every check) under d->mu, which the worker copies
+ * a check under (ha_work.c). */
+static void arm_checks(struct ha_daemon *d, struct check *c, uint64_t now, int keep_restarts)
+{
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < d->conf.nchecks; i++)
+        if (!c || c == &d->checks[i])
+            check_arm(&d->checks[i], now, keep_restarts);
+    pthread_mutex_unlock(&d->mu);
+}
+
 /* --- status and commands -------------------------------------------------------------------- */
 
 static void flags_str(uint8_t f, char *out, size_t n)
@@ -245,6 +256,7 @@ static void status(struct ha_daemon *d, struct buf *o)
                    p->view.heard ? ha_state_name(p->view.state) : "unknown", age,
                    p->view.alive ? "yes" : "no", fl);
     }
+    pthread_mutex_lock(&d->mu); /* the worker publishes these under it (ha_work.c) */
     for (int i = 0; i < d->conf.nres; i++)
         buf_printf(o, "resource %s kind %s state %s starts %u stops %u last \"%s\"\n",
                    d->res[i].item->name, d->res[i].item->kind, res_state_name(d->res[i].state),
@@ -260,6 +272,7 @@ static void status(struct ha_daemon *d, struct buf *o)
                                             : "down",
                    c->runs, c->failures, c->restarts, c->restarts_max, c->last);
     }
+    pthread_mutex_unlock(&d->mu);
     buf_printf(o, "packets sent %" PRIu64, d->sent);
     for (int i = 0; i < HB_NDROP; i++)
         buf_printf(o, " %s %" PRIu64, hb_drop_name((enum hb_drop)i), d->drops[i]);
@@ -477,7 +490,9 @@ static void step(struct ha_daemon *d)
     } else if (done == WJ_CHECK) {
         struct check *c = &d->checks[done_arg];
         if (d->sm.state == HA_ACTIVE) {
+            pthread_mutex_lock(&d->mu); /* the worker copies checks under it */
             enum check_verdict v = check_record(c, done_ok, now);
+            pthread_mutex_unlock(&d->mu);
             if (v == CV_FAILOVER)
                 d->check_failover = 1;
             else if (v == CV_RESTART) {
@@ -485,9 +500,11 @@ static void step(struct ha_daemon *d)
                 for (int i = 0; c->resource && i < d->conf.nres; i++)
                     if (strcmp(d->res[i].item->name, c->resource) == 0)
                         r = i;
+                pthread_mutex_lock(&d->mu);
                 d->job_result = WJ_NONE;
+                pthread_mutex_unlock(&d->mu);
                 submit_job(d, WJ_RESTART, r);
-                check_arm(c, now, 1);
+                arm_checks(d, c, now, 1);
             }
         }
     } else if (done == WJ_RESTART) {
@@ -495,8 +512,7 @@ static void step(struct ha_daemon *d)
             log_error("ha: local restart failed: failing over");
             d->check_failover = 1;
         }
-        for (int i = 0; i < d->conf.nchecks; i++)
-            check_arm(&d->checks[i], now, 1);
+        arm_checks(d, NULL, now, 1);
     }
     in.check_failover = d->check_failover;
     in.cmd = d->pending_cmd;
@@ -508,8 +524,7 @@ static void step(struct ha_daemon *d)
     if (d->sm.state != HA_ACTIVE)
         d->check_failover = 0;
     if (d->sm.state == HA_ACTIVE && before != HA_ACTIVE)
-        for (int i = 0; i < d->conf.nchecks; i++)
-            check_arm(&d->checks[i], now, 0);
+        arm_checks(d, NULL, now, 0);
 
     set_lease_mode(d, out.lease, out.release_lease);
     if (out.job != HA_JOB_NONE)

@@ -26,6 +26,36 @@ static int lease_still_valid(struct ha_daemon *d)
     return ok;
 }
 
+/* Only this thread writes a resource, and status (the main thread) reads it
+ * under d->mu: so the work is done on a copy and the result put back under
+ * the lock, never half-written for a reader. */
+static int res_op(struct ha_daemon *d, int i, int start, const struct res_ctx *ctx, char *err,
+                  size_t errlen)
+{
+    struct res r = d->res[i];
+    int rc = start ? res_start(&r, ctx, err, errlen) : res_stop(&r, ctx, err, errlen);
+    pthread_mutex_lock(&d->mu);
+    d->res[i] = r;
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+/* A check runs on a copy too; what it changes (runs, failures, last) is put
+ * back under the lock, the rest being the main thread's. */
+static int check_op(struct ha_daemon *d, int a, char *why, size_t whylen)
+{
+    pthread_mutex_lock(&d->mu);
+    struct check c = d->checks[a];
+    pthread_mutex_unlock(&d->mu);
+    int rc = check_run(&c, why, whylen);
+    pthread_mutex_lock(&d->mu);
+    d->checks[a].runs = c.runs;
+    d->checks[a].failures = c.failures;
+    memcpy(d->checks[a].last, c.last, sizeof c.last);
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
 /* run_cmd's abort predicate during starts: the lease lapsed (S1). */
 static int lease_lapsed(void *arg, char *why, size_t whylen)
 {
@@ -53,7 +83,7 @@ static int do_start(struct ha_daemon *d, int only)
             break;
         }
         uint64_t t0 = clock_mono_ms();
-        if (res_start(&d->res[i], &ctx, err, sizeof err) < 0) {
+        if (res_op(d, i, 1, &ctx, err, sizeof err) < 0) {
             log_error("ha: resource %s (%s) did not start: %s", d->res[i].item->name,
                       d->res[i].item->kind, err);
             rc = -1;
@@ -74,7 +104,7 @@ static int do_stop(struct ha_daemon *d, int only)
     for (int i = d->conf.nres - 1; i >= 0; i--) {
         if (only >= 0 && i != only)
             continue;
-        if (res_stop(&d->res[i], &ctx, err, sizeof err) < 0) {
+        if (res_op(d, i, 0, &ctx, err, sizeof err) < 0) {
             log_error("ha: resource %s (%s) did not stop: %s", d->res[i].item->name,
                       d->res[i].item->kind, err);
             bad = 1;
@@ -111,7 +141,7 @@ void *ha_work_main(void *arg)
             ok = do_stop(d, -1) == 0;
             break;
         case WJ_CHECK:
-            ok = check_run(&d->checks[a], why, sizeof why) == 0;
+            ok = check_op(d, a, why, sizeof why) == 0;
             break;
         case WJ_RESTART:
             ok = do_stop(d, a) == 0 && do_start(d, a) == 0;
