@@ -220,7 +220,8 @@ struct store_req *store_take_due(struct store_req **list, uint64_t now_ms, uint6
  * fire_due(s) sends on whatever is due and returns ms until the next is, or
  * -1; the loop drives the layer below, sleeps when nothing is on the wire,
  * and returns once *completions moves, nothing is in flight, or time is up. */
-/* The wakeup of a timed layer: its sleeps between timers end early. */
+/* The wakeup of a timed layer: its sleeps between timers end early, and
+ * its run() returns once the run below it does. */
 void store_timed_wakeup(struct store *s);
 int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct store *s),
                     const unsigned *completions, const int *inflight);
