@@ -3,6 +3,7 @@
 #
 #   bench/crypt-dir.sh              256 MiB, three runs of each, medians
 #   BENCH_MB=1024 BENCH_RUNS=5 bench/crypt-dir.sh
+#   BUOY=/other/build/buoy bench/crypt-dir.sh   another build (before and after a change)
 #   BENCH_PERF=1 bench/crypt-dir.sh also perf record -g of the encrypted
 #                                   daemon during each, reports in
 #                                   $BENCH_OUT/perf-{write,read}.txt
@@ -22,7 +23,7 @@ if [ -z "${BENCH_IN_NS:-}" ] && command -v unshare >/dev/null; then
     export BENCH_IN_NS=1
     exec unshare --mount --propagation private "$0" "$@"
 fi
-BUOY=$top/build/buoy
+BUOY=${BUOY:-$top/build/buoy}
 MB=${BENCH_MB:-256}
 RUNS=${BENCH_RUNS:-3}
 out=${BENCH_OUT:-$top/bench/out/crypt-dir}
