@@ -101,9 +101,9 @@ struct crypt_op {
     struct store_req *child; /* PUT: sent below once sealed */
     const char *key;         /* r->key */
     int put;
-    const uint8_t *in;  /* PUT: the plaintext; GET: stored chunk c0 */
-    uint8_t *out;       /* PUT: the stored object; GET: plaintext from off */
-    size_t span;        /* GET: bytes of out, chunk c0 at off to c1's end */
+    const uint8_t *in;   /* PUT: the plaintext; GET: stored chunk c0 */
+    uint8_t *out;        /* PUT: the stored object; GET: plaintext from off */
+    size_t span;         /* GET: bytes of out, chunk c0 at off to c1's end */
     uint64_t off, plain; /* GET: first plaintext byte; the object's plaintext size */
     uint64_t c0, c1, n;
     /* under the pool's lock while the op is in the pool */
@@ -129,9 +129,9 @@ struct crypt_store {
     uint8_t key[32];
     uint8_t uuid[16];
     struct crypt_pool pool;
-    int inflight;          /* requests taken and not completed: the store's thread */
-    unsigned completions;  /* for run() to return once one completed */
-    uint64_t ops_pooled;   /* ops handed to the pool (tests look) */
+    int inflight;         /* requests taken and not completed: the store's thread */
+    unsigned completions; /* for run() to return once one completed */
+    uint64_t ops_pooled;  /* ops handed to the pool (tests look) */
 };
 
 #define CRYPT_OF(s) ((struct crypt_store *)(s))
