@@ -6,15 +6,18 @@
 #   BUOY=/other/build/buoy bench/crypt-dir.sh   another build (before and after a change)
 #   BENCH_PERF=1 bench/crypt-dir.sh also perf record -g of the encrypted
 #                                   daemon during each, reports in
-#                                   $BENCH_OUT/perf-{write,read}.txt
+#                                   $BENCH_OUT/perf-{write,read,readahead}.txt
 #
 # For plain and encrypted volumes on a dir store under $BENCH_DIR (default
 # a temporary directory on /tmp's disk, so the page cache serves the store):
 # mount (release build, durability remote), dd 256 MiB of random data at
 # 1 MiB, O_DIRECT, conv=fsync (that includes every upload); unmount; mount
 # again with a fresh cache dir and --cache-size 0; dd it back, O_DIRECT, to
-# /dev/null (a cold read: every block fetched from the store and, when
-# encrypted, opened).  Prints one line per workload: MB/s of each run and
+# /dev/null (read: a cold read, every block fetched from the store and, when
+# encrypted, opened, one GET of 1 MiB at a time, as no block cache means no
+# read-ahead); the same with the default block cache, empty (readahead:
+# windows of up to 4 MiB fetched ahead, several GETs in flight).  Prints
+# one line per workload: MB/s of each run and
 # the median, plain and encrypted, and their ratio.  The daemon's CPU
 # seconds (all threads) are shown beside each.
 set -euo pipefail
@@ -97,28 +100,33 @@ for run in $(seq "$RUNS"); do
         res[write-$kind]+=" $(rate "$(elapsed "$a" "$b")")"
         cpu[write-$kind]+=" $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }')"
         umount_vol
-        mount_vol "$store" "$work/cold-$kind-$run" --cache-size 0 "${c[@]}"
-        [ "$kind" = crypt ] && [ "$run" = 1 ] && perf_on read
-        t0=$(ticks "$DPID")
-        a=$(now)
-        dd if="$mp/disk" of=/dev/null bs=1M count="$MB" iflag=direct status=none
-        b=$(now)
-        t1=$(ticks "$DPID")
-        [ "$kind" = crypt ] && [ "$run" = 1 ] && perf_off read
-        res[read-$kind]+=" $(rate "$(elapsed "$a" "$b")")"
-        cpu[read-$kind]+=" $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }')"
-        umount_vol
-        rm -rf "$store" "$work/cache-$kind-$run" "$work/cold-$kind-$run"
+        for wl in read readahead; do
+            o=(--cache-size 0) # no block cache: no read-ahead, one GET per read
+            [ "$wl" = readahead ] && o=() # the default cache, empty: read-ahead
+            mount_vol "$store" "$work/cold-$kind-$run-$wl" "${o[@]}" "${c[@]}"
+            [ "$kind" = crypt ] && [ "$run" = 1 ] && perf_on "$wl"
+            t0=$(ticks "$DPID")
+            a=$(now)
+            dd if="$mp/disk" of=/dev/null bs=1M count="$MB" iflag=direct status=none
+            b=$(now)
+            t1=$(ticks "$DPID")
+            [ "$kind" = crypt ] && [ "$run" = 1 ] && perf_off "$wl"
+            res[$wl-$kind]+=" $(rate "$(elapsed "$a" "$b")")"
+            cpu[$wl-$kind]+=" $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }')"
+            umount_vol
+            rm -rf "$work/cold-$kind-$run-$wl"
+        done
+        rm -rf "$store" "$work/cache-$kind-$run"
     done
 done
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 {
     echo "commit $(git -C "$top" describe --always --dirty) $(date -u +%FT%TZ) cores $(nproc) ${MB} MiB runs $RUNS"
-    for wl in write read; do
+    for wl in write read readahead; do
         p=$(echo "${res[$wl-plain]}" | median)
         e=$(echo "${res[$wl-crypt]}" | median)
-        printf '%-5s plain %5s MB/s (runs%s; daemon CPU s%s)  crypt %5s MB/s (runs%s; daemon CPU s%s)  crypt/plain %s\n' \
+        printf '%-9s plain %5s MB/s (runs%s; daemon CPU s%s)  crypt %5s MB/s (runs%s; daemon CPU s%s)  crypt/plain %s\n' \
             "$wl" "$p" "${res[$wl-plain]}" "${cpu[$wl-plain]}" "$e" "${res[$wl-crypt]}" \
             "${cpu[$wl-crypt]}" "$(awk -v a="$e" -v b="$p" 'BEGIN { printf "%.2f", a / b }')"
     done
