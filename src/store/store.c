@@ -322,6 +322,9 @@ int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct stor
         int below = s->next->ops->run(s->next, until >= 0 && until < left ? until : left);
         if (*completions != before || *inflight == 0)
             break;
+        /* a store_wakeup() also ended the run below: return, not run it again */
+        if (__atomic_exchange_n(&s->woken, 0, __ATOMIC_ACQ_REL))
+            break;
         /* done() callbacks may have queued more: look again before sleeping */
         until = fire_due(s);
         now = clock_mono_ms();

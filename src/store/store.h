@@ -220,7 +220,8 @@ struct store_req *store_take_due(struct store_req **list, uint64_t now_ms, uint6
  * fire_due(s) sends on whatever is due and returns ms until the next is, or
  * -1; the loop drives the layer below, sleeps when nothing is on the wire,
  * and returns once *completions moves, nothing is in flight, or time is up. */
-/* The wakeup of a timed layer: its sleeps between timers end early. */
+/* The wakeup of a timed layer: its sleeps between timers end early, and
+ * its run() returns once the run below it does. */
 void store_timed_wakeup(struct store *s);
 int store_timed_run(struct store *s, int timeout_ms, int (*fire_due)(struct store *s),
                     const unsigned *completions, const int *inflight);
@@ -234,10 +235,20 @@ struct store *store_retry_open(struct store *next, const struct store_opts *o);
 
 /* Authenticated encryption (store_crypt.c): every object but "super" is
  * sealed with XChaCha20-Poly1305 under key, in chunks of STORE_CRYPT_CHUNK
- * bytes bound to uuid, the key and the chunk's place.  Owns next. */
+ * bytes bound to uuid, the key and the chunk's place.  Owns next.  Requests
+ * of more than 64 KiB are sealed and opened by worker threads of the layer
+ * (one per CPU, at most 8), so the thread that runs the store goes on
+ * meanwhile; smaller ones on that thread. */
 #define STORE_CRYPT_CHUNK 16384
 struct store *store_crypt_open(struct store *next, const uint8_t key[32], const uint8_t uuid[16],
                                char *err, size_t errlen);
+/* The same with threads workers (-1: one per CPU; 0: none, all the work on
+ * the thread that runs the store). */
+struct store *store_crypt_open_threads(struct store *next, const uint8_t key[32],
+                                      const uint8_t uuid[16], int threads, char *err,
+                                      size_t errlen);
+/* How many requests s (a crypt layer) has handed to its workers. */
+uint64_t store_crypt_pooled(const struct store *s);
 /* sodium_init(), once per process; 0, or -1 when libsodium cannot run. */
 int store_crypt_init(void);
 /* Stored size of an encrypted object of plain bytes, and the inverse (-1

@@ -360,6 +360,34 @@ static void test_retry(void)
     store_close(s);
 }
 
+static void *wake_later(void *arg)
+{
+    clock_sleep_ms(100);
+    store_wakeup(arg);
+    return NULL;
+}
+
+/* A store_wakeup() while the retry layer's run waits on the layer below
+ * (here the fault layer holding a request for its latency) ends it, so the
+ * caller can submit more; it used to run the layer below again. */
+static void test_timed_wakeup(void)
+{
+    struct store *s = open_dir("wake", "latency=1500", 3);
+    struct store_req r = {.op = STORE_HEAD, .key = "none"};
+    store_submit(s, &r);
+    pthread_t t;
+    pthread_create(&t, NULL, wake_later, s);
+    uint64_t t0 = clock_mono_ms();
+    store_run(s, 1200);
+    uint64_t took = clock_mono_ms() - t0;
+    pthread_join(t, NULL);
+    ok(took < 700 && !r.completed, "store_wakeup ends the run of retry -> fault (%llu ms)",
+       (unsigned long long)took);
+    store_wait(s, &r);
+    is_int(r.err, STORE_ENOTFOUND, "and the request completes after its latency");
+    store_close(s);
+}
+
 static unsigned long long faults_for_seed(const char *spec)
 {
     struct store *s = open_dir("seed", spec, 0);
@@ -610,6 +638,7 @@ int main(void)
     test_dir_threads();
     test_rejected();
     test_retry();
+    test_timed_wakeup();
     test_fault();
     test_xml();
     test_classify();
