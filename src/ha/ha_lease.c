@@ -49,13 +49,7 @@ static void publish(struct ha_daemon *d, const char *err)
 static void wait_for(struct ha_daemon *d, uint64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_deadline(CLOCK_MONOTONIC, ms, &ts);
     pthread_mutex_lock(&d->mu);
     if (!d->quit && !d->release_req && d->confirm_req == d->confirm_done)
         pthread_cond_timedwait(&d->cv, &d->mu, &ts);

@@ -424,13 +424,7 @@ static void wait_ready(struct crypt_store *cs, int ms)
 {
     struct crypt_pool *p = &cs->pool;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_deadline(CLOCK_REALTIME, (uint64_t)ms, &ts);
     pthread_mutex_lock(&p->lock);
     while (!p->rhead && !__atomic_load_n(&cs->base.woken, __ATOMIC_ACQUIRE))
         if (pthread_cond_timedwait(&p->ready_cv, &p->lock, &ts) == ETIMEDOUT)

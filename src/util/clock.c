@@ -28,6 +28,17 @@ void clock_sleep_ms(uint64_t ms)
         ;
 }
 
+void clock_deadline(clockid_t clk, uint64_t ms, struct timespec *ts)
+{
+    clock_gettime(clk, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 void clock_amz_date(time_t t, char out[17])
 {
     struct tm tm;

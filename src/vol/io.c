@@ -5,6 +5,7 @@
  * store_run).  The thread moves the queue to the store, runs it, and marks
  * completions under io->lock, bumping io->gen and broadcasting. */
 #include "io.h"
+#include "util/clock.h"
 #include "util/mem.h"
 
 #include <pthread.h>
@@ -149,13 +150,7 @@ uint64_t io_gen(struct io *io)
 void io_wait_change(struct io *io, uint64_t gen, int timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_deadline(CLOCK_REALTIME, (uint64_t)timeout_ms, &ts);
     pthread_mutex_lock(&io->lock);
     while (io->gen == gen)
         if (pthread_cond_timedwait(&io->finished, &io->lock, &ts) != 0)
