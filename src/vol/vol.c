@@ -602,11 +602,8 @@ static void *sealer_main(void *arg)
     pthread_mutex_lock(&v->lock);
     while (!v->stopping) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t step = v->nuploads || v->nra ? 10 : v->seal_age_ms / 4 ? v->seal_age_ms / 4 : 1;
-        ts.tv_nsec += (long)(step % 1000) * 1000000L;
-        ts.tv_sec += (time_t)(step / 1000) + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        clock_deadline(CLOCK_REALTIME, step, &ts);
         pthread_cond_timedwait(&v->wake, &v->lock, &ts);
         if (!v->stopping && (v->nuploads || v->nra)) { /* finish uploads and read-ahead */
             reap(v);
@@ -1079,10 +1076,7 @@ void save_stats(struct vol *v)
 void vol_get_stats(struct vol *v, struct vol_stats *out)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 200 * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    clock_deadline(CLOCK_REALTIME, 200, &ts);
     if (pthread_mutex_timedlock(&v->lock, &ts) == 0) {
         compute_stats(v, out);
         pthread_mutex_unlock(&v->lock);

@@ -271,10 +271,7 @@ void *gc_main(void *arg)
     uint64_t nap = v->gc_interval_ms;
     while (!v->stopping) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(nap % 1000) * 1000000L;
-        ts.tv_sec += (time_t)(nap / 1000) + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        clock_deadline(CLOCK_REALTIME, nap, &ts);
         pthread_cond_timedwait(&v->gc_wake, &v->lock, &ts);
         nap = v->gc_interval_ms;
         if (v->stopping || v->failed[0] || v->gc_active || v->replaying ||

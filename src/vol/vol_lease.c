@@ -150,10 +150,7 @@ void *lease_main(void *arg)
     pthread_mutex_lock(&v->lease_lock);
     while (!v->lease_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(step % 1000) * 1000000L;
-        ts.tv_sec += (time_t)(step / 1000) + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        clock_deadline(CLOCK_REALTIME, step, &ts);
         pthread_cond_timedwait(&v->lease_wake, &v->lease_lock, &ts);
         if (v->lease_stop)
             break;

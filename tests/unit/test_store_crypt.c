@@ -188,6 +188,38 @@ static void test_round_trip(void)
     store_close(s);
 }
 
+/* GETs of key (its plaintext p, n bytes) at chunk c*CS + each delta, for
+ * each of chunks, with each length of lens (0: to the end); counts into
+ * *tried and *bad (a wrong answer, with a diag). */
+static void ranged_gets(struct store *s, const char *key, const char *p, size_t n,
+                        const uint64_t *chunks, size_t nchunks, const uint64_t *lens,
+                        size_t nlens, int *tried, int *bad)
+{
+    static const int64_t deltas[] = {-1, 0, 1};
+    for (size_t c = 0; c < nchunks; c++)
+        for (size_t d = 0; d < 3; d++) {
+            int64_t off = (int64_t)(chunks[c] * CS) + deltas[d];
+            if (off < 0 || (uint64_t)off >= n)
+                continue;
+            for (size_t l = 0; l < nlens; l++) {
+                uint64_t want = lens[l] ? lens[l] : n - (uint64_t)off;
+                if ((uint64_t)off + want > n)
+                    want = n - (uint64_t)off;
+                struct buf got = {0};
+                struct store_obj info;
+                (*tried)++;
+                if (store_get(s, key, (uint64_t)off, lens[l], &got, &info, err, sizeof err) !=
+                        STORE_OK ||
+                    got.len != want || memcmp(got.p, p + off, want) != 0 || info.size != n) {
+                    (*bad)++;
+                    diag("%s off %lld len %llu: %s", key, (long long)off,
+                         (unsigned long long)lens[l], err);
+                }
+                buf_free(&got);
+            }
+        }
+}
+
 static void test_ranges(void)
 {
     struct store *s = open_crypt(key_a, uuid_a);
@@ -195,30 +227,10 @@ static void test_ranges(void)
     char *p = pattern(n, 77);
     store_put(s, "range/obj", p, n, STORE_COND_NONE, NULL, NULL, err, sizeof err);
     int bad = 0, tried = 0;
-    static const int64_t deltas[] = {-1, 0, 1};
+    static const uint64_t chunks[] = {0, 1, 2, 3, 4};
     static const uint64_t lens[] = {1, 2, 100, CS, CS + 1, 2 * CS, 0};
-    for (uint64_t c = 0; c <= 4; c++)
-        for (size_t d = 0; d < 3; d++) {
-            int64_t off = (int64_t)(c * CS) + deltas[d];
-            if (off < 0)
-                continue;
-            for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
-                uint64_t want = lens[l] ? lens[l] : n - (uint64_t)off;
-                if ((uint64_t)off + want > n)
-                    want = n - (uint64_t)off;
-                struct buf got = {0};
-                struct store_obj info;
-                tried++;
-                if (store_get(s, "range/obj", (uint64_t)off, lens[l], &got, &info, err,
-                              sizeof err) != STORE_OK ||
-                    got.len != want || memcmp(got.p, p + off, want) != 0 || info.size != n) {
-                    bad++;
-                    diag("off %lld len %llu: %s", (long long)off, (unsigned long long)lens[l],
-                         err);
-                }
-                buf_free(&got);
-            }
-        }
+    ranged_gets(s, "range/obj", p, n, chunks, 5, lens, sizeof lens / sizeof lens[0], &tried,
+                &bad);
     ok(tried > 90 && bad == 0, "%d ranged GETs around every chunk boundary are right", tried);
     struct buf got = {0};
     ok(store_get(s, "range/obj", n, 1, &got, NULL, err, sizeof err) == STORE_EFATAL,
@@ -385,32 +397,11 @@ static void test_pool_round_trip(void)
     size_t n = sizes[2];
     char *p = pattern(n, 102);
     static const uint64_t chunks[] = {0, 1, 31, 32, 33, 64, 500, 512};
-    static const int64_t deltas[] = {-1, 0, 1};
     static const uint64_t lens[] = {5 * CS, 33 * CS + 1, 100 * CS - 3, 0};
     uint64_t pooled = store_crypt_pooled(pool);
     int bad = 0, tried = 0;
-    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++)
-        for (size_t d = 0; d < 3; d++) {
-            int64_t off = (int64_t)(chunks[c] * CS) + deltas[d];
-            if (off < 0 || (uint64_t)off >= n)
-                continue;
-            for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
-                uint64_t want = lens[l] ? lens[l] : n - (uint64_t)off;
-                if ((uint64_t)off + want > n)
-                    want = n - (uint64_t)off;
-                struct buf got = {0};
-                struct store_obj info;
-                tried++;
-                if (store_get(pool, "pool/b", (uint64_t)off, lens[l], &got, &info, err,
-                              sizeof err) != STORE_OK ||
-                    got.len != want || memcmp(got.p, p + off, want) != 0 || info.size != n) {
-                    bad++;
-                    diag("off %lld len %llu: %s", (long long)off, (unsigned long long)lens[l],
-                         err);
-                }
-                buf_free(&got);
-            }
-        }
+    ranged_gets(pool, "pool/b", p, n, chunks, sizeof chunks / sizeof chunks[0], lens,
+                sizeof lens / sizeof lens[0], &tried, &bad);
     ok(tried > 80 && bad == 0, "%d ranged GETs across the workers' shares are right", tried);
     ok(store_crypt_pooled(pool) - pooled > 60, "... opened by the workers (%llu)",
        (unsigned long long)(store_crypt_pooled(pool) - pooled));
