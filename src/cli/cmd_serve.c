@@ -19,8 +19,12 @@
  * In the foreground (-f, --run) buoy replaces itself with nbdkit.  In the
  * background it does the daemonising itself, because nbdkit's parent
  * returns before its child has written the pid file: a child in a new
- * session execs nbdkit --foreground --log=syslog, and buoy returns once the
- * pid file names it (or fails if it exits first).
+ * session execs nbdkit --foreground --log=syslog with ready_fd=N, a pipe
+ * on which the plugin's .after_fork says "ok" or the error that kept it
+ * from opening the volume (another writer holds the lease, the journal
+ * cannot be replayed...).  buoy returns 0 only after "ok" and once the pid
+ * file names the server; otherwise it prints the daemon's own error, makes
+ * sure the server is gone and exits 1.
  *
  * Every path handed to nbdkit is made absolute; the daemon runs in /. */
 #include "commands.h"
@@ -289,17 +293,56 @@ static int alive(pid_t pid)
     return p && p[1] == ' ' && p[2] != 'Z';
 }
 
-/* Runs argv in the background: a new session in /, stdio on /dev/null,
- * reparented away from us before the exec (nbdkit in the foreground asks
- * for SIGTERM when its parent dies, and we are about to).  Returns once
- * nbdkit has written its pid to pid_path: it listens then. */
-static int daemonise(char *const *argv, const char *pid_path)
+/* Reads what the plugin writes to its ready_fd until it closes: "ok", or
+ * the error that kept it from opening the volume, or nothing when nbdkit
+ * died before that. */
+static void read_ready(int fd, char *msg, size_t size)
 {
-    int fds[2];
+    size_t n = 0;
+    ssize_t r;
+    while (n < size - 1 &&
+           ((r = read(fd, msg + n, size - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            n += (size_t)r;
+    msg[n] = '\0';
+}
+
+/* Waits up to 10 s for pid to be gone (it failed; nothing may be left). */
+static void reap(pid_t pid)
+{
+    for (int i = 0; i < 500 && alive(pid); i++)
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    if (alive(pid)) {
+        kill(pid, SIGKILL);
+        for (int i = 0; i < 250 && alive(pid); i++)
+            nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    }
+}
+
+/* Runs a (argv for nbdkit) in the background: a new session in /, stdio on
+ * /dev/null, reparented away from us before the exec (nbdkit in the
+ * foreground asks for SIGTERM when its parent dies, and we are about to).
+ * Returns 0 once the plugin has said on its ready_fd that the volume is
+ * open and nbdkit has written its pid to pid_path: it listens then.  Any
+ * failure is the daemon's own message and nothing is left running. */
+static int daemonise(struct argv_list *a, const char *pid_path)
+{
+    int fds[2], ready[2];
     pid_t server = 0;
     unlink(pid_path);
-    if (pipe2(fds, O_CLOEXEC) < 0)
+    if (pipe2(fds, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
         return cli_error("serve: pipe: %s", strerror(errno));
+    if (ready[1] < 3) { /* stdio is about to become /dev/null */
+        int moved = fcntl(ready[1], F_DUPFD_CLOEXEC, 3);
+        if (moved < 0)
+            return cli_error("serve: fcntl: %s", strerror(errno));
+        close(ready[1]);
+        ready[1] = moved;
+    }
+    char rfd[16];
+    snprintf(rfd, sizeof rfd, "%d", ready[1]);
+    param(a, "ready_fd", rfd);
+    a->v[a->n] = NULL;
     pid_t mid = fork();
     if (mid < 0)
         return cli_error("serve: fork: %s", strerror(errno));
@@ -316,26 +359,45 @@ static int daemonise(char *const *argv, const char *pid_path)
         int fd = open("/dev/null", O_RDWR);
         while (getppid() == me)
             nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
-        if (fd < 0 || chdir("/") < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+        if (fd < 0 || chdir("/") < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
+            fcntl(ready[1], F_SETFD, 0) < 0)
             _exit(126);
-        execvp(argv[0], argv);
+        execvp(a->v[0], a->v);
         _exit(127);
     }
     close(fds[1]);
+    close(ready[1]);
     int status;
     ssize_t got = read(fds[0], &server, sizeof server);
     close(fds[0]);
     waitpid(mid, &status, 0);
-    if (got != (ssize_t)sizeof server || server <= 0)
+    if (got != (ssize_t)sizeof server || server <= 0) {
+        close(ready[0]);
         return cli_error("serve: cannot start the server process");
+    }
+    char msg[STORE_ERRMSG_MAX + 64];
+    read_ready(ready[0], msg, sizeof msg);
+    close(ready[0]);
+    if (strcmp(msg, "ok") != 0) {
+        reap(server);
+        unlink(pid_path);
+        if (msg[0])
+            return cli_error("%s", msg);
+        return cli_error("serve: nbdkit exited before it opened the volume (run with -f to see "
+                         "why)");
+    }
     for (int i = 0; i < 60 * 50; i++) { /* 60 s */
         if (read_pid(pid_path) == server)
             return 0;
-        if (!alive(server))
-            return cli_error("serve: nbdkit exited before serving; see the system log");
+        if (!alive(server)) {
+            unlink(pid_path);
+            return cli_error("serve: nbdkit exited after opening the volume, before serving "
+                             "(run with -f to see why)");
+        }
         nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
     }
     kill(server, SIGTERM);
+    reap(server);
     return cli_error("serve: nbdkit did not start serving within 60 s; stopped it");
 }
 
@@ -482,7 +544,7 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     }
     param(&a, "fault", o->store.fault);
     a.v[a.n] = NULL;
-    if (a.n >= MAX_ARGS) {
+    if (a.n >= MAX_ARGS - 1) { /* one left for daemonise()'s ready_fd */
         cli_error("serve: too many arguments for nbdkit");
         goto out;
     }
@@ -495,7 +557,7 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
                       nbdkit);
             goto out;
         }
-        rc = daemonise(a.v, pid) ? EXIT_ERR : EXIT_OK;
+        rc = daemonise(&a, pid) ? EXIT_ERR : EXIT_OK;
         if (!o->pid_file && rc == EXIT_OK)
             unlink(pid); /* ours, not asked for */
         goto out;

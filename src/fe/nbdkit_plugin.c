@@ -36,6 +36,7 @@
 #include "util/log.h"
 #include "vol/vol.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -53,6 +54,12 @@ static char *passphrase_file; /* an encrypted volume's */
 static char *endpoint, *region, *profile, *fault;
 static struct vol_opts vopts = {.store = {.retries = -1}, .gc = 1};
 static int use_syslog;
+/* ready_fd=N (buoy serve in the background): the write end of a pipe to
+ * the buoy that started us.  .after_fork writes "ok" there once the volume
+ * is open, or the error that stopped it, so that buoy serve reports the
+ * real outcome instead of trusting the pid file (nbdkit writes that before
+ * the volume is opened). */
+static int ready_fd = -1;
 
 /* The one engine; NULL before .after_fork and after .cleanup. */
 static struct vol *vol;
@@ -175,6 +182,16 @@ static int buoy_config(const char *key, const char *value)
         use_syslog = r;
         return 0;
     }
+    if (strcmp(key, "ready_fd") == 0) {
+        if (whole(key, value, 3, 1 << 20, &ready_fd) < 0)
+            return -1;
+        if (fcntl(ready_fd, F_SETFD, FD_CLOEXEC) < 0) { /* not for the engine's children */
+            nbdkit_error("ready_fd=%d: %s", ready_fd, strerror(errno));
+            ready_fd = -1;
+            return -1;
+        }
+        return 0;
+    }
     if (strcmp(key, "log_level") == 0) {
         int l = log_parse_level(value);
         if (l < 0) {
@@ -250,7 +267,20 @@ static int buoy_config_complete(void)
     "stats_file=PATH       write the volume's statistics there every second (buoy stats PATH)\n" \
     "endpoint=URL region=R profile=P addressing=path|virtual|auto unsigned_payload=BOOL\n"        \
     "retries=N max_inflight=N fault=SPEC  store options, as buoy's --options\n"                   \
-    "log_level=LEVEL syslog=BOOL  engine logging (default warn, to stderr)"
+    "log_level=LEVEL syslog=BOOL  engine logging (default warn, to stderr)\n"                      \
+    "ready_fd=N            write \"ok\" or the open's error to this fd (buoy serve)"
+
+/* Tells the buoy that started us how the open went (ready_fd), once. */
+static void tell_ready(const char *msg)
+{
+    if (ready_fd < 0)
+        return;
+    size_t len = strlen(msg);
+    if (write(ready_fd, msg, len) != (ssize_t)len)
+        nbdkit_debug("buoy: ready_fd: %s", strerror(errno));
+    close(ready_fd);
+    ready_fd = -1;
+}
 
 static int buoy_after_fork(void)
 {
@@ -260,8 +290,10 @@ static int buoy_after_fork(void)
     vol = vol_open(url, &vopts, err, sizeof err);
     if (!vol) {
         nbdkit_error("%s", err);
+        tell_ready(err);
         return -1;
     }
+    tell_ready("ok");
     nbdkit_debug("buoy: serving %s, %" PRIu64 " bytes, block size %u%s", url, vol_size(vol),
                  vol_block_size(vol), vopts.read_only ? ", read-only" : "");
     if (stats_file && pthread_create(&stats_thread, NULL, stats_main, NULL) == 0)
