@@ -161,4 +161,16 @@ test_expect_success '--run serves while a command runs, then stops and closes th
     stop_daemon ro
 '
 
+test_expect_success 'the background mode on a volume in use: the daemon error, exit 1, nothing running' '
+    serve_start unix "$vol" "$sock" --cache-dir "$dir/cache" &&
+    test_when_finished "stop_daemon unix" &&
+    test_expect_code 1 "$BUOY" serve "$vol" --socket "$dir/s3" --cache-dir "$dir/c3" \
+        --pid-file "$dir/busy.pid" 2>"$dir/err" &&
+    test "$(wc -l <"$dir/err")" = 1 &&
+    grep -q "is in use by" "$dir/err" &&
+    ! test -e "$dir/busy.pid" &&
+    ! pgrep -f "cache_dir=$dir/c3" >/dev/null &&
+    test_must_fail nbdinfo --size "nbd+unix:///?socket=$dir/s3" 2>/dev/null
+'
+
 test_done
