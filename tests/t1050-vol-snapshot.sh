@@ -67,4 +67,17 @@ test_expect_success 'deleting the snapshots lets GC free their data' '
     grep -q "no snapshot named monday" "$dir/err"
 '
 
+test_expect_success 'snapshot list: of a mountpoint lists its volume; no volume is exit 3; none is said' '
+    test_expect_code 3 "$BUOY" snapshot list "$dir/nonexistent" >"$dir/out" 2>"$dir/err" &&
+    grep -q "no volume at $dir/nonexistent" "$dir/err" &&
+    "$BUOY" create "$dir/s2" --size 16M >/dev/null &&
+    "$BUOY" snapshot list "$dir/s2" >"$dir/out" 2>"$dir/err" &&
+    grep -q "has no snapshots" "$dir/err" &&
+    buoy_mount m2 "$dir/s2" "$mp" --no-gc &&
+    "$BUOY" snapshot create "$mp" wed >/dev/null &&
+    "$BUOY" snapshot list "$mp" >"$dir/out" &&
+    grep -q "^wed " "$dir/out" &&
+    "$BUOY" umount "$mp"
+'
+
 test_done

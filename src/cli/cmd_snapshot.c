@@ -5,7 +5,7 @@
  *                           opened as its writer, flushed, and its map kept)
  *   create MOUNTPOINT NAME  a mounted volume: the daemon takes it, through
  *                           MOUNTPOINT/ctl, between two writes
- *   list URL                names, when, size of the map
+ *   list URL|MOUNTPOINT     names, when, size of the map (exit 3: no volume)
  *   delete URL NAME         the data only it kept is freed by the next GC;
  *                           refused while a clone (buoy clone) reads it
  *
@@ -15,6 +15,7 @@
 #include "fe/sys.h"
 #include "util/size.h"
 #include "vol/ckpt.h"
+#include "vol/super.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,18 +83,48 @@ static int create_url(struct cli_opts *o, const char *url, const char *name)
     return EXIT_OK;
 }
 
-static int list(struct cli_opts *o, const char *url)
+/* The URL of the volume mounted at mp, from its stats file, or NULL. */
+static char *mounted_url(const char *mp)
 {
+    char p[PATH_MAX + 8];
+    snprintf(p, sizeof p, "%s/stats", mp);
+    char *t = sys_read_file(p), *url = NULL;
+    char *at = t ? strstr(t, "\nurl ") : NULL;
+    if (at) {
+        at += 5;
+        url = strndup(at, strcspn(at, "\n"));
+    }
+    free(t);
+    return url;
+}
+
+static int list(struct cli_opts *o, const char *arg)
+{
+    char *murl = is_mount(arg) ? mounted_url(arg) : NULL;
+    const char *url = murl ? murl : arg;
     struct store *s = cli_open_store(url, o);
-    if (!s)
+    if (!s) {
+        free(murl);
         return EXIT_ERR;
-    struct store_obj *l;
+    }
+    struct store_obj *l, info;
     size_t n;
     char err[STORE_ERRMSG_MAX];
-    if (store_list(s, SNAP_PREFIX, &l, &n, err, sizeof err)) {
+    /* No superblock, no volume: say so rather than list nothing. */
+    enum store_err e = store_head(s, SUPER_KEY, &info, err, sizeof err);
+    if (e == STORE_OK)
+        e = store_list(s, SNAP_PREFIX, &l, &n, err, sizeof err);
+    if (e != STORE_OK) {
         store_close(s);
-        return cli_error("%s", err);
+        if (e == STORE_ENOTFOUND)
+            cli_error("no volume at %s; check the URL (buoy info URL)", url);
+        else
+            cli_error("%s", err);
+        free(murl);
+        return e == STORE_ENOTFOUND ? EXIT_NOTFOUND : EXIT_ERR;
     }
+    if (n == 0)
+        fprintf(stderr, "buoy: %s has no snapshots\n", url);
     for (size_t i = 0; i < n; i++) {
         char when[40], size[32];
         struct tm tm;
@@ -104,6 +135,7 @@ static int list(struct cli_opts *o, const char *url)
     }
     store_list_free(l, n);
     store_close(s);
+    free(murl);
     return EXIT_OK;
 }
 
@@ -136,6 +168,7 @@ int cmd_snapshot(struct cli_opts *o, int argc, char **argv)
                                  : create_url(o, argv[1], argv[2]);
     if (strcmp(verb, "delete") == 0 && argc == 3)
         return delete(o, argv[1], argv[2]);
-    cli_error("snapshot: expected create URL|MOUNTPOINT NAME, list URL or delete URL NAME");
+    cli_error("snapshot: expected create URL|MOUNTPOINT NAME, list URL|MOUNTPOINT or delete URL "
+              "NAME");
     return EXIT_USAGE;
 }
