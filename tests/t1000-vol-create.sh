@@ -99,4 +99,12 @@ test_expect_success 'create --compression zstd: compressible data is stored smal
     grep -q "compression .lz4. is not supported: none, zstd or zstd:1..19" "$dir/err"
 '
 
+test_expect_success 'a dir store whose parent directories are missing is created with them' '
+    "$BUOY" create "$dir/no/such/parent/vol" --size 16M >/dev/null &&
+    "$BUOY" info "$dir/no/such/parent/vol" >"$dir/info" &&
+    grep -q "16 MiB" "$dir/info" &&
+    test_expect_code 3 "$BUOY" info "$dir/no/other/vol" 2>/dev/null &&
+    ! test -e "$dir/no/other"
+'
+
 test_done

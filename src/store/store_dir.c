@@ -25,6 +25,7 @@
  * Requests are queued by submit() and carried out in order by run(). */
 #include "store.h"
 #include "util/mem.h"
+#include "util/path.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -455,8 +456,8 @@ static int ensure_root(struct dir_store *d, int create)
     if (d->root_fd >= 0)
         return 0;
     int fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    /* another opener may be creating it right now */
-    if (fd < 0 && errno == ENOENT && create && (mkdir(d->root, 0755) == 0 || errno == EEXIST))
+    /* with its missing parents; another opener may be creating it now */
+    if (fd < 0 && errno == ENOENT && create && path_mkdirs(d->root, 0755) == 0)
         fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
