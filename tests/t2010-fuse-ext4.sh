@@ -73,6 +73,39 @@ test_expect_success 'a step that fails undoes the ones before it' '
     not_mounted "$fs" && not_mounted "$mp" && no_loop_on "$mp/disk"
 '
 
+test_expect_success 'a snapshot of a mounted ext4 is frozen around: mounts read-only, fsck clean' '
+    mkdir -p "$dir/mp2" "$dir/fs2" &&
+    buoy_mount e5 "$dir/v" "$mp" --fs ext4 --fs-dir "$fs" &&
+    mkdir -p "$fs/snap" && head -c 300000 /dev/urandom >"$fs/snap/a" &&
+    "$BUOY" snapshot create "$mp" s1 >/dev/null &&
+    head -c 1000 /dev/urandom >"$fs/snap/b" &&
+    buoy_mount e6 "$dir/v@s1" "$dir/mp2" --fs ext4 --fs-dir "$dir/fs2" 2>"$dir/err" &&
+    ! grep -q "needs journal recovery" "$dir/err" &&
+    cmp "$fs/snap/a" "$dir/fs2/snap/a" &&
+    ! test -e "$dir/fs2/snap/b" &&
+    "$BUOY" umount "$dir/mp2" &&
+    "$BUOY" umount "$mp" &&
+    buoy_mount e7 "$dir/v@s1" "$mp" --cache-dir "$cache_root/e7" &&
+    dev=$(losetup --find --show --read-only "$mp/disk") &&
+    fsck.ext4 -fn "$dev" >"$dir/fsck.out" 2>&1 &&
+    losetup -d "$dev" &&
+    "$BUOY" umount "$mp"
+'
+
+test_expect_success 'a read-only --fs mount of a filesystem that needs recovery: ro,noload, said' '
+    "$BUOY" create "$dir/v3" --size 256M >/dev/null &&
+    buoy_mount e8 "$dir/v3" "$mp" --fs ext4 --fs-dir "$fs" 2>/dev/null &&
+    echo hello >"$fs/x" && sync -f "$fs" &&
+    dd if="$mp/disk" of="$dir/raw.img" bs=1M status=none &&
+    "$BUOY" umount "$mp" &&
+    "$BUOY" create "$dir/v4" --size 256M --import "$dir/raw.img" >/dev/null &&
+    dumpe2fs -h "$dir/raw.img" 2>/dev/null | grep -q "needs_recovery" &&
+    buoy_mount e9 "$dir/v4" "$dir/mp2" --read-only --fs ext4 --fs-dir "$dir/fs2" 2>"$dir/err" &&
+    grep -q "needs journal recovery.*ro,noload" "$dir/err" &&
+    test "$(findmnt -n -o FSTYPE "$dir/fs2")" = ext4 &&
+    "$BUOY" umount "$dir/mp2"
+'
+
 # --- moto: a plain server for the volume, one with IAM on for credentials ---
 # (moto's signature checker rejects correct signatures of query values with
 # a "/", such as our LIST prefixes: see t0200, so volumes run on the plain one)

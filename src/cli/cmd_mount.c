@@ -147,8 +147,23 @@ static int setup_fs(struct mount_job *j, char *err, size_t errlen)
     }
     char *mnt[] = {"mount", "-t", (char *)j->o->fs, "-o", ro ? "ro" : "rw", dev, j->fs_dir, NULL};
     if (sys_run(mnt, NULL, 0, why, sizeof why) != 0) {
-        snprintf(err, errlen, "cannot mount %s at %s: %s", dev, j->fs_dir, why);
-        goto detach;
+        /* A read-only device cannot replay a journal: a filesystem that
+         * needs recovery (a snapshot taken without a freeze, a copy of a
+         * crashed volume) is mounted as it is on disk, without it. */
+        const char *norec = !ro                             ? NULL
+                            : strncmp(j->o->fs, "ext", 3) == 0 ? "ro,noload"
+                            : strcmp(j->o->fs, "xfs") == 0   ? "ro,norecovery"
+                                                             : NULL;
+        char why2[1024];
+        mnt[4] = (char *)norec;
+        if (!norec || sys_run(mnt, NULL, 0, why2, sizeof why2) != 0) {
+            snprintf(err, errlen, "cannot mount %s at %s: %s", dev, j->fs_dir, why);
+            goto detach;
+        }
+        fprintf(stderr,
+                "buoy: %s needs journal recovery, which a read-only mount cannot do: mounted "
+                "with %s, so what only its journal holds is not seen\n",
+                j->url, norec);
     }
     return 0;
 detach:;

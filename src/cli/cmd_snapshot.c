@@ -23,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,17 +41,85 @@ static int is_mount(const char *target)
     return yes;
 }
 
+#define MAX_FROZEN 16
+
+/* Freezes (FIFREEZE) every filesystem mounted from a loop device on
+ * mp/disk (buoy mount --fs made them), so the snapshot holds a clean,
+ * consistent filesystem: the freeze writes out everything and, for ext4,
+ * checkpoints its journal.  fds[] gets the open directories to thaw;
+ * returns how many, or -1 (with the ones frozen so far thawed). */
+static int freeze_fs(const char *mp, int fds[MAX_FROZEN])
+{
+    char disk[PATH_MAX + 8], *loops[MAX_FROZEN], *mounts[MAX_FROZEN];
+    snprintf(disk, sizeof disk, "%s/disk", mp);
+    int nl = sys_loops_of_file(disk, loops, MAX_FROZEN), n = 0, rc = 0;
+    for (int i = 0; i < nl; i++) {
+        int nm = sys_mounts_of_dev(loops[i], mounts, MAX_FROZEN);
+        for (int k = 0; k < nm; k++) {
+            int fd = rc ? -1 : open(mounts[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (!rc && fd < 0)
+                rc = cli_error("cannot open %s to freeze it: %s", mounts[k], strerror(errno));
+            else if (!rc && ioctl(fd, FIFREEZE, 0) < 0) {
+                /* a read-only filesystem cannot change: nothing to freeze */
+                if (errno != EROFS && errno != EINVAL && errno != EOPNOTSUPP)
+                    rc = cli_error("cannot freeze %s (on %s) for the snapshot: %s", mounts[k],
+                                   loops[i], strerror(errno));
+                close(fd);
+            } else if (!rc && n < MAX_FROZEN)
+                fds[n++] = fd;
+            free(mounts[k]);
+        }
+        free(loops[i]);
+    }
+    if (rc) {
+        for (int i = 0; i < n; i++) {
+            ioctl(fds[i], FITHAW, 0);
+            close(fds[i]);
+        }
+        return -1;
+    }
+    return n;
+}
+
+static void thaw_fs(int fds[], int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (ioctl(fds[i], FITHAW, 0) < 0)
+            cli_error("cannot thaw a filesystem frozen for the snapshot: %s; run fsfreeze -u "
+                      "on it",
+                      strerror(errno));
+        close(fds[i]);
+    }
+}
+
 static int create_mounted(const char *mp, const char *name)
 {
     char p[PATH_MAX + 8], cmd[128];
+    int frozen[MAX_FROZEN];
     snprintf(p, sizeof p, "%s/ctl", mp);
     int fd = open(p, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return cli_error("%s: %s", p, strerror(errno));
+    /* no signal may leave a filesystem frozen between here and the thaw */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    int nf = freeze_fs(mp, frozen);
+    if (nf < 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        close(fd);
+        return EXIT_ERR;
+    }
     int n = snprintf(cmd, sizeof cmd, "snapshot %s\n", name);
     ssize_t w = write(fd, cmd, (size_t)n);
     int e = errno;
     close(fd);
+    thaw_fs(frozen, nf);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (w == n) {
         printf("snapshot %s of the volume at %s taken\n", name, mp);
         return EXIT_OK;
