@@ -13,6 +13,36 @@ test_expect_success 'buoy --help names the commands' '
     grep -q "version" "$dir/help"
 '
 
+test_expect_success 'buoy --help lists every ha verb' '
+    "$BUOY" --help >"$dir/help" &&
+    "$BUOY" ha --help >"$dir/ha.help" &&
+    sed -n "s/^  \([a-z-]*\)  .*/\1/p" "$dir/ha.help" >"$dir/ha.verbs" &&
+    test "$(wc -l <"$dir/ha.verbs")" -ge 10 &&
+    while read -r v; do
+        grep -qE "ha ([a-z-]+\|)*$v(\||$| )" "$dir/help" || { echo "buoy --help lacks ha $v"; return 1; }
+    done <"$dir/ha.verbs"
+'
+
+test_expect_success 'each command help speaks of that command only; -f is --foreground only' '
+    cmds="create info mount umount stats gc snapshot clone delete passphrase serve" &&
+    for c in $cmds; do
+        "$BUOY" $c --help >"$dir/h.$c" || return 1
+        for other in $cmds ha; do
+            test "$other" = "$c" && continue
+            if grep "^  -" "$dir/h.$c" | grep -E "(^|[ (,])$other(, [a-z]+)*: "; then
+                echo "buoy $c --help speaks of $other"; return 1
+            fi
+        done
+    done &&
+    ! grep -q "even if it overwrites" "$dir/h.delete" &&
+    grep -q -- "-f, --foreground" "$dir/h.mount" &&
+    grep -q -- "-f, --foreground" "$dir/h.serve" &&
+    grep -q "^ *--force" "$dir/h.create" &&
+    grep -q "^ *--force" "$dir/h.delete" &&
+    test_expect_code 2 "$BUOY" create -f "$dir/x" --size 1M 2>"$dir/err" &&
+    grep -q "unknown option .-f." "$dir/err"
+'
+
 test_expect_success 'buoy version prints the version and libraries' '
     "$BUOY" version >"$dir/ver" &&
     grep -q "^buoy [0-9]" "$dir/ver" &&

@@ -39,7 +39,7 @@ static const struct opt_def defs[] = {
      "only if the object's current ETag is ETAG"},
     {"range", 0, OPT_STR, "FIRST-LAST", OFF(range), 0, 0,
      "bytes FIRST..LAST inclusive (LAST may be empty: to the end)"},
-    {"force", 'f', OPT_FLAG, NULL, OFF(force), 0, 0, "do it even if it overwrites"},
+    {"force", 0, OPT_FLAG, NULL, OFF(force), 0, 0, "do it even where it is refused"},
     {"size", 's', OPT_STR, "SIZE", OFF(size), 0, 0, "volume size in bytes, or with K, M, G, T"},
     {"block-size", 0, OPT_STR, "SIZE", OFF(block_size), 0, 0,
      "map granularity: 512 to 64K, a power of two (default 4K)"},
@@ -48,13 +48,13 @@ static const struct opt_def defs[] = {
     {"compression", 0, OPT_STR, "none|zstd[:N]", OFF(compression), 0, 0,
      "compress segment data with zstd (level N, 1..19, default 3); default none"},
     {"passphrase-file", 0, OPT_STR, "FILE", OFF(passphrase_file), 0, 0,
-     "the volume's passphrase (create: encrypt the new volume with a key from it)"},
+     "the encrypted volume's passphrase"},
     {"new-passphrase-file", 0, OPT_STR, "FILE", OFF(new_passphrase_file), 0, 0,
-     "passphrase: the volume's new passphrase"},
+     "the volume's new passphrase"},
     {"kdf-memory", 0, OPT_STR, "SIZE", OFF(kdf_memory), 0, 0,
-     "create, passphrase: memory the passphrase's Argon2id takes (default 64M, 8K..4G)"},
+     "memory the passphrase's Argon2id takes (default 64M, 8K..4G)"},
     {"kdf-passes", 0, OPT_INT, "N", OFF(kdf_passes), 1, 64,
-     "create, passphrase: passes of Argon2id over that memory (default 3)"},
+     "passes of Argon2id over that memory (default 3)"},
     {"import", 0, OPT_STR, "FILE", OFF(import), 0, 0,
      "fill the new volume from this disk image (raw); --size defaults to its size"},
     {"cache-dir", 0, OPT_STR, "DIR", OFF(cache_dir), 0, 0,
@@ -85,7 +85,7 @@ static const struct opt_def defs[] = {
     {"no-gc", 0, OPT_FLAG, NULL, OFF(no_gc), 0, 0,
      "no garbage collection in the background (buoy gc does it then)"},
     {"socket", 0, OPT_STR, "PATH", OFF(socket_path), 0, 0,
-     "serve: the unix socket to serve on; ha: the daemon's control socket"},
+     "the daemon's control socket (default from the configuration)"},
     {"port", 0, OPT_INT, "N", OFF(port), 1, 65535, "serve on TCP port N (loopback unless --bind)"},
     {"bind", 0, OPT_STR, "ADDR", OFF(bind_addr), 0, 0,
      "IP address the TCP port listens on (default 127.0.0.1)"},
@@ -107,6 +107,28 @@ static const struct opt_def defs[] = {
     {"node", 0, OPT_STR, "NAME", OFF(node), 0, 0, "this node's name (default: uname -n)"},
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
+
+/* Where an option means something particular to one command, its help
+ * there (cli_usage); the parser is the same. */
+static const struct {
+    const char *cmd, *opt, *help;
+} helps[] = {
+    {"create", "force", "replace a volume that exists at URL (its objects are deleted)"},
+    {"delete", "force", "delete even while the volume's writer lease is held (a writer gone)"},
+    {"create", "passphrase-file", "encrypt the new volume under the passphrase in FILE"},
+    {"passphrase", "passphrase-file", "the volume's current passphrase"},
+    {"serve", "socket", "the unix socket to serve NBD on"},
+    {"serve", "read-only", "export the volume read-only"},
+    {"mount", "read-only", "mount the volume read-only"},
+};
+
+static const char *help_of(const struct cli_cmd *cmd, const struct opt_def *d)
+{
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
+        if (strcmp(helps[i].cmd, cmd->name) == 0 && strcmp(helps[i].opt, d->name) == 0)
+            return helps[i].help;
+    return d->help;
+}
 
 static const struct opt_def *find(const struct cli_cmd *cmd, const char *name, char short_name)
 {
@@ -246,7 +268,7 @@ void cli_usage(const char *prefix, const struct cli_cmd *cmd, FILE *out)
             else
                 snprintf(left, sizeof left, "    --%s%s%s", d->name, d->metavar ? " " : "",
                          d->metavar ? d->metavar : "");
-            fprintf(out, "  %-34s %s\n", left, d->help);
+            fprintf(out, "  %-34s %s\n", left, help_of(cmd, d));
         }
 }
 
