@@ -123,7 +123,7 @@ test_expect_success 'a missing object exits 3 with a one-line error naming it' '
 '
 
 test_expect_success 'bad input: one line on stderr and a non-zero exit' '
-    test_expect_code 1 "$BUOY" store ls ftp://example/x 2>"$dir/err" &&
+    test_expect_code 2 "$BUOY" store ls ftp://example/x 2>"$dir/err" &&
     grep -q "unknown store URL scheme .ftp." "$dir/err" &&
     test_expect_code 2 "$BUOY" store get --range abc "$st" d 2>"$dir/err" &&
     grep -q "bad --range" "$dir/err" &&
@@ -135,7 +135,7 @@ test_expect_success 'bad input: one line on stderr and a non-zero exit' '
     grep -q "expected URL KEY" "$dir/err" &&
     test_expect_code 1 "$BUOY" store put "$st" "../up" "$dir/digits" 2>"$dir/err" &&
     grep -q "segment" "$dir/err" &&
-    test_expect_code 1 "$BUOY" store put "$st" k "$dir/does-not-exist" 2>"$dir/err" &&
+    test_expect_code 3 "$BUOY" store put "$st" k "$dir/does-not-exist" 2>"$dir/err" &&
     grep -q "cannot read" "$dir/err" &&
     test_expect_code 1 "$BUOY" store ls "s3://b!d/x" --endpoint http://127.0.0.1:1 2>"$dir/err" &&
     grep -q "not a valid bucket name" "$dir/err" &&

@@ -77,7 +77,7 @@ test_expect_success 'moto: the CLI reports a wrong secret in one line' '
 '
 
 test_expect_success 'moto: a missing bucket is named in the error' '
-    test_expect_code 1 "$BUOY" store get "${EP[@]}" s3://nosuchbucket/v k 2>"$dir/err" &&
+    test_expect_code 3 "$BUOY" store get "${EP[@]}" s3://nosuchbucket/v k 2>"$dir/err" &&
     grep -q "bucket .nosuchbucket. does not exist" "$dir/err"
 '
 

@@ -76,7 +76,7 @@ test_expect_success 'create on S3 (moto), and refused twice' '
 '
 
 test_expect_success 'a missing bucket is a one-line error' '
-    test_expect_code 1 "$BUOY" create --endpoint "$MOTO_URL" s3://no-such-bucket/a --size 1G \
+    test_expect_code 3 "$BUOY" create --endpoint "$MOTO_URL" s3://no-such-bucket/a --size 1G \
         2>"$dir/err" &&
     test "$(wc -l <"$dir/err")" -eq 1 &&
     grep -q "bucket .no-such-bucket. does not exist" "$dir/err"

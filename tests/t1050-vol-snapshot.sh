@@ -63,7 +63,7 @@ test_expect_success 'deleting the snapshots lets GC free their data' '
     after=$(stored "$url") &&
     say "stored segment bytes: $before with the snapshots, $after after" &&
     test "$after" -lt "$before" &&
-    test_expect_code 1 "$BUOY" info "$url@monday" 2>"$dir/err" &&
+    test_expect_code 3 "$BUOY" info "$url@monday" 2>"$dir/err" &&
     grep -q "no snapshot named monday" "$dir/err"
 '
 

@@ -97,7 +97,7 @@ test_expect_success 'the snapshot and the parent are kept while the clone exists
 '
 
 test_expect_success 'errors are one line: no snapshot, no @NAME, a volume already there' '
-    test_expect_code 1 "$BUOY" clone "$p@nope" "$dir/x" 2>"$dir/err" &&
+    test_expect_code 3 "$BUOY" clone "$p@nope" "$dir/x" 2>"$dir/err" &&
     test "$(wc -l <"$dir/err")" -eq 1 && grep -q "no snapshot named nope" "$dir/err" &&
     test_expect_code 2 "$BUOY" clone "$p" "$dir/x" 2>"$dir/err" &&
     grep -q "clone takes a snapshot, URL@NAME" "$dir/err" &&

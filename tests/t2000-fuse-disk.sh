@@ -134,11 +134,11 @@ one_line_error() { # FILE PATTERN
 }
 
 test_expect_success 'bad input is a one-line error and leaves nothing mounted' '
-    test_expect_code 1 "$BUOY" mount "$dir/nothing-here" "$mp" 2>"$dir/e1" &&
+    test_expect_code 3 "$BUOY" mount "$dir/nothing-here" "$mp" 2>"$dir/e1" &&
     one_line_error "$dir/e1" "no volume at .*buoy create" &&
-    test_expect_code 1 "$BUOY" mount "ftp://host/x" "$mp" 2>"$dir/e2" &&
+    test_expect_code 2 "$BUOY" mount "ftp://host/x" "$mp" 2>"$dir/e2" &&
     one_line_error "$dir/e2" "ftp" &&
-    test_expect_code 1 "$BUOY" mount "$url" "$dir/no-such-dir" 2>"$dir/e3" &&
+    test_expect_code 3 "$BUOY" mount "$url" "$dir/no-such-dir" 2>"$dir/e3" &&
     one_line_error "$dir/e3" "no-such-dir: No such file" &&
     test_expect_code 1 "$BUOY" mount "$url" "$mp" --cache-size lots 2>"$dir/e4" &&
     one_line_error "$dir/e4" "cache-size takes a size" &&

@@ -68,7 +68,7 @@ test_expect_success 'a port in use is a one-line error, and nothing stays runnin
 '
 
 test_expect_success 'a missing volume is a one-line error, and nothing stays running' '
-    test_expect_code 1 "$BUOY" serve "$dir/nothing" --socket "$dir/s2" --cache-dir "$dir/c2" \
+    test_expect_code 3 "$BUOY" serve "$dir/nothing" --socket "$dir/s2" --cache-dir "$dir/c2" \
         -f 2>"$dir/err" &&
     test "$(wc -l <"$dir/err")" -eq 1 &&
     grep -q "^buoy: no volume at $dir/nothing; make one with buoy create" "$dir/err" &&
@@ -77,7 +77,7 @@ test_expect_success 'a missing volume is a one-line error, and nothing stays run
 '
 
 test_expect_success 'the same error in the background mode: non-zero exit, no daemon' '
-    test_expect_code 1 "$BUOY" serve "$dir/nothing" --socket "$dir/s2" --cache-dir "$dir/c2" \
+    test_expect_code 3 "$BUOY" serve "$dir/nothing" --socket "$dir/s2" --cache-dir "$dir/c2" \
         --pid-file "$dir/nothing.pid" 2>"$dir/err" &&
     test "$(wc -l <"$dir/err")" -eq 1 &&
     grep -q "no volume at" "$dir/err" &&
@@ -86,7 +86,7 @@ test_expect_success 'the same error in the background mode: non-zero exit, no da
 '
 
 test_expect_success 'an unknown URL scheme and a missing --socket/--port are refused' '
-    test_expect_code 1 "$BUOY" serve ftp://host/vol --socket "$dir/s2" 2>"$dir/err" &&
+    test_expect_code 2 "$BUOY" serve ftp://host/vol --socket "$dir/s2" 2>"$dir/err" &&
     test "$(wc -l <"$dir/err")" -eq 1 &&
     grep -q "unknown store URL scheme .ftp." "$dir/err" &&
     test_expect_code 2 "$BUOY" serve "$vol" 2>"$dir/err" &&

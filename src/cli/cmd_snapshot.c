@@ -171,6 +171,9 @@ static char *mounted_url(const char *mp)
 
 static int list(struct cli_opts *o, const char *arg)
 {
+    /* the names need no key, but a passphrase file given must be there */
+    if (o->passphrase_file && access(o->passphrase_file, R_OK) < 0)
+        return cli_error("passphrase file %s: %s", o->passphrase_file, strerror(errno));
     char *murl = is_mount(arg) ? mounted_url(arg) : NULL;
     const char *url = murl ? murl : arg;
     struct store *s = cli_open_store(url, o);

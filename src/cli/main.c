@@ -185,7 +185,7 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
         cli_apply_logging(&o);
-        return cmd->run(&o, n, argv + 1);
+        return cli_exit_status(cmd->run(&o, n, argv + 1));
     }
     cli_error("unknown command '%s'; see buoy --help", c);
     return EXIT_USAGE;

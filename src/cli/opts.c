@@ -140,15 +140,51 @@ static const struct opt_def *find(const struct cli_cmd *cmd, const char *name, c
     return NULL;
 }
 
+/* What the last error said, for cli_exit_status(). */
+static int last_error_status = EXIT_ERR;
+
+/* The exit status an error message stands for: the messages that name a
+ * missing thing or a URL buoy does not take, wherever they were made (the
+ * store layer, the engine, the CLI).  t0030 walks every command through
+ * these cases, so a message that changes shape is caught there. */
+static int status_of(const char *msg)
+{
+    static const char *const usage[] = {"unknown store URL scheme", NULL};
+    static const char *const missing[] = {
+        "no volume at ", "' does not exist", "no snapshot named ", NULL,
+    };
+    /* a file or directory the user named, when it is not there */
+    static const char *const named[] = {
+        "passphrase file ", "passphrase-file ", "mount point ", "--fs-dir ", "cannot read ", NULL,
+    };
+    for (const char *const *p = usage; *p; p++)
+        if (strstr(msg, *p))
+            return EXIT_USAGE;
+    for (const char *const *p = missing; *p; p++)
+        if (strstr(msg, *p))
+            return EXIT_NOTFOUND;
+    if (strstr(msg, strerror(ENOENT)))
+        for (const char *const *p = named; *p; p++)
+            if (strstr(msg, *p))
+                return EXIT_NOTFOUND;
+    return EXIT_ERR;
+}
+
 int cli_error(const char *fmt, ...)
 {
+    char msg[4096];
     va_list ap;
-    fputs("buoy: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "buoy: %s\n", msg);
+    last_error_status = status_of(msg);
     return EXIT_ERR;
+}
+
+int cli_exit_status(int rc)
+{
+    return rc == EXIT_ERR ? last_error_status : rc;
 }
 
 static int set(const struct cli_cmd *cmd, const struct opt_def *d, const char *val,
@@ -307,7 +343,7 @@ int cli_run_verb(const char *family, const struct cli_cmd *verbs, size_t n,
             return EXIT_USAGE;
         }
         cli_apply_logging(&o);
-        return v->run(&o, nargs, argv + 1);
+        return cli_exit_status(v->run(&o, nargs, argv + 1));
     }
     cli_error("%s: unknown verb '%s'; see buoy %s --help", family, argv[1], family);
     return EXIT_USAGE;

@@ -87,6 +87,11 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_opts 
 void cli_usage(const char *prefix, const struct cli_cmd *cmd, FILE *out);
 /* "buoy: <msg>" on stderr; returns 1 so callers can `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The one exit status rule (buoy(1), EXIT STATUS): a command that failed
+ * with EXIT_ERR exits with what its last error said: EXIT_USAGE for a URL
+ * buoy does not take, EXIT_NOTFOUND for something that is not there (no
+ * volume, bucket, snapshot or file), else EXIT_ERR.  Other codes pass. */
+int cli_exit_status(int rc);
 /* "buoy FAMILY VERB ...": parses the verb's options from its table entry,
  * handles --help and argument counts, and runs it (cmd_store, cmd_ha). */
 int cli_run_verb(const char *family, const struct cli_cmd *verbs, size_t n,
