@@ -8,7 +8,8 @@
 #   make stress     thousands of kill -9 / crash-point trials of the volume writer
 #   make format     clang-format every source file
 #   make bench      install bench deps, build, run bench/run.sh (buoy vs s3backer,
-#                   ~40 min; BENCH_QUICK=1 for a few-minute trial) -> bench/RESULTS.md
+#                   about 25 minutes on 2 cores; BENCH_QUICK=1 for a few-minute trial)
+#                   -> bench/RESULTS.md
 #   make install    the binary, the nbdkit plugin, the man pages and the systemd
 #                   units under PREFIX (default /usr/local), staged under DESTDIR
 #   make uninstall  remove exactly what make install put there
