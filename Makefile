@@ -8,7 +8,11 @@
 #   make stress     thousands of kill -9 / crash-point trials of the volume writer
 #   make format     clang-format every source file
 #   make bench      install bench deps, build, run bench/run.sh (buoy vs s3backer,
-#                   ~40 min; BENCH_QUICK=1 for a few-minute trial) -> bench/RESULTS.md
+#                   about 25 minutes on 2 cores; BENCH_QUICK=1 for a few-minute trial)
+#                   -> bench/RESULTS.md
+#   make install    the binary, the nbdkit plugin, the man pages and the systemd
+#                   units under PREFIX (default /usr/local), staged under DESTDIR
+#   make uninstall  remove exactly what make install put there
 
 CC      ?= cc
 # make V=1 shows the full commands
@@ -64,7 +68,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(OUT)/tools/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(OUT)/bench/%)
 
-.PHONY: all asan deps demo check unit test stress format clean bench
+.PHONY: all asan deps demo check unit test stress format clean bench install uninstall
 all: $(OUT)/buoy $(OUT)/libbuoy.a $(PLUGIN) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 $(OUT)/%.o: %.c
@@ -144,6 +148,40 @@ bench:
 	scripts/deps.sh --bench
 	$(MAKE) MODE=release all
 	bench/run.sh
+
+# Installing.  buoy serve looks for the plugin beside its own executable,
+# then in ../lib/buoy beside it (src/cli/cmd_serve.c), so BINDIR and
+# PLUGINDIR stay siblings under PREFIX.  The units in contrib/ name
+# /usr/local/bin/buoy; they are installed naming $(BINDIR)/buoy.  systemd
+# reads units from /usr/local/lib/systemd/system too, so the default needs
+# nothing outside PREFIX.  MODE=asan installs the sanitizer build (tests).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+PLUGINDIR := $(PREFIX)/lib/buoy
+MANDIR  ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS   := $(notdir $(wildcard contrib/*.service))
+INSTALLED := $(BINDIR)/buoy $(PLUGINDIR)/nbdkit-buoy-plugin.so $(MANDIR)/man1/buoy.1 \
+             $(MANDIR)/man5/buoy-ha.conf.5 $(UNITS:%=$(SYSTEMDUNITDIR)/%)
+
+install: $(OUT)/buoy $(PLUGIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 755 $(OUT)/buoy $(DESTDIR)$(BINDIR)/buoy
+	install -m 755 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/nbdkit-buoy-plugin.so
+	install -m 644 docs/buoy.1 $(DESTDIR)$(MANDIR)/man1/buoy.1
+	install -m 644 docs/buoy-ha.conf.5 $(DESTDIR)$(MANDIR)/man5/buoy-ha.conf.5
+	for u in $(UNITS); do \
+	    sed 's|/usr/local/bin/buoy|$(BINDIR)/buoy|g' contrib/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+	    mv $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
+
+# Only the files make install wrote, and the plugin directory it made.
+uninstall:
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	-rmdir $(DESTDIR)$(PLUGINDIR) 2>/dev/null
 
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(wildcard src/fe/nbdkit_*.c) $(UNIT_SRCS) $(TOOL_SRCS) $(BENCH_SRCS) $(wildcard src/*/*.h tests/unit/*.h)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # run.sh - buoy against s3backer, side by side, under S3-like latency.
 #
-#   bench/run.sh                 the full run (about 30-40 minutes on 2 cores)
+#   bench/run.sh                 the full run (about 25 minutes on 2 cores)
 #   BENCH_QUICK=1 bench/run.sh   smaller sizes and shorter runs (a few minutes)
 #
 # Environment knobs (defaults in brackets):

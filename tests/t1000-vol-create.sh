@@ -64,6 +64,17 @@ test_expect_success 'bad sizes are one-line usage errors and create nothing' '
     test ! -e "$dir/v3/super"
 '
 
+test_expect_success 'sizes take fractions and P; a volume too large is refused naming the limit' '
+    "$BUOY" create "$dir/v4" --size 1.5G >"$dir/out" &&
+    grep -q ": 1536 MiB," "$dir/out" &&
+    "$BUOY" create "$dir/v5" --size 1P >"$dir/out" &&
+    grep -q ": 1 PiB," "$dir/out" &&
+    test_expect_code 2 "$BUOY" create "$dir/v6" --size 8E 2>"$dir/err" &&
+    test "$(wc -l <"$dir/err")" -eq 1 &&
+    grep -q "(8 EiB) is too large: the limit is 18014398505287680 bytes (16 PiB less 4 MiB) with 4096-byte blocks" "$dir/err" &&
+    test ! -e "$dir/v6/super"
+'
+
 start_moto
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 test_expect_success 'create on S3 (moto), and refused twice' '

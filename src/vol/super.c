@@ -37,6 +37,7 @@
 #include "super.h"
 #include "keys.h"
 #include "util/clock.h"
+#include "util/size.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -51,6 +52,20 @@
 int super_encrypted(const struct vol_super *sb)
 {
     return strcmp(sb->encryption, SUPER_CIPHER) == 0;
+}
+
+/* The message for a volume of more blocks than the map can hold, with the
+ * limit: 2^42 - 2^10 blocks (just under 16 PiB of 4 KiB blocks). */
+static void too_large(uint64_t size, uint32_t bs, char *err, size_t errlen)
+{
+    char have[32], all[32], less[32];
+    size_format(size, have, sizeof have);
+    size_format((uint64_t)bs << 42, all, sizeof all);
+    size_format((uint64_t)bs << 10, less, sizeof less);
+    snprintf(err, errlen,
+             "size %" PRIu64 " (%s) is too large: the limit is %" PRIu64
+             " bytes (%s less %s) with %u-byte blocks",
+             size, have, (uint64_t)UINT32_MAX * 1024 * bs, all, less, bs);
 }
 
 int super_validate(const struct vol_super *sb, char *err, size_t errlen)
@@ -81,7 +96,7 @@ int super_validate(const struct vol_super *sb, char *err, size_t errlen)
         snprintf(err, errlen, "size %" PRIu64 " is not a positive multiple of the block size %u",
                  sb->size, bs);
     else if (sb->size / bs > UINT32_MAX * 1024ull)
-        snprintf(err, errlen, "size %" PRIu64 " is too large", sb->size);
+        too_large(sb->size, bs, err, errlen);
     else if (sb->segment_size < bs || sb->segment_size % bs || sb->segment_size > MAX_SEGMENT_SIZE)
         snprintf(err, errlen,
                  "segment size %u is not a multiple of the block size %u up to 256 MiB",

@@ -1,7 +1,6 @@
-/* test_super.c - the superblock's text form and the size parser. */
+/* test_super.c - the superblock's text form (the size parser: test_size.c). */
 #include "tap.h"
 #include "util/mem.h"
-#include "util/size.h"
 #include "vol/keys.h"
 #include "vol/super.h"
 #include "vol/vol.h"
@@ -11,38 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
-
-static void test_sizes(void)
-{
-    static const struct {
-        const char *in;
-        int ok;
-        uint64_t want;
-    } cases[] = {
-        {"4096", 1, 4096},         {"16G", 1, 16ull << 30},   {"16GiB", 1, 16ull << 30},
-        {"512m", 1, 512ull << 20}, {"1.5T", 1, 3ull << 39},   {"8M", 1, 8 << 20},
-        {"1K", 1, 1024},           {"0", 1, 0},               {"abc", 0, 0},
-        {"", 0, 0},                {"-1G", 0, 0},             {"1.5", 0, 0},
-        {"12Q", 0, 0},             {"1GB", 1, 1ull << 30},    {"1Gx", 0, 0},
-        {"1.0000001K", 0, 0},      {"99999999999999999999", 0, 0}, {"1e3", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        uint64_t v = 0;
-        int rc = size_parse(cases[i].in, &v);
-        if (cases[i].ok)
-            ok(rc == 0 && v == cases[i].want, "size '%s' is %llu (got %llu)", cases[i].in,
-               (unsigned long long)cases[i].want, (unsigned long long)v);
-        else
-            ok(rc < 0, "size '%s' is refused", cases[i].in);
-    }
-    char out[32];
-    size_format(16ull << 30, out, sizeof out);
-    is_str(out, "16 GiB", "16 GiB prints as such");
-    size_format(4096, out, sizeof out);
-    is_str(out, "4 KiB", "4096 prints as 4 KiB");
-    size_format(1000, out, sizeof out);
-    is_str(out, "1000 B", "1000 prints in bytes");
-}
 
 static struct vol_super sample(void)
 {
@@ -101,6 +68,14 @@ static void test_limits(void)
     sb = sample();
     sb.segment_size = 512u << 20;
     ok(super_validate(&sb, err, sizeof err) < 0, "a 512 MiB segment is refused: %s", err);
+    sb = sample();
+    sb.size = 8ull << 60; /* --size 8E */
+    ok(super_validate(&sb, err, sizeof err) < 0 &&
+           strstr(err, "(8 EiB) is too large: the limit is 18014398505287680 bytes "
+                       "(16 PiB less 4 MiB) with 4096-byte blocks"),
+       "8 EiB is too large, and the limit is named: %s", err);
+    sb.size = UINT32_MAX * 1024ull * 4096;
+    ok(super_validate(&sb, err, sizeof err) == 0, "the limit itself is a valid size");
     sb = sample();
     sb.version = 2;
     ok(super_validate(&sb, err, sizeof err) < 0 && strstr(err, "version 2"),
@@ -438,7 +413,6 @@ static void test_passphrase_file(void)
 int main(void)
 {
     plan_no_plan();
-    test_sizes();
     test_roundtrip();
     test_limits();
     test_clone_lines();
