@@ -32,9 +32,9 @@ static int size_opt(const char *name, const char *v, uint64_t def, uint64_t *out
         *out = def;
         return 0;
     }
-    if (size_parse(v, out) < 0) {
-        cli_error("create: --%s '%s' is not a size (a number of bytes, or with K, M, G, T)", name,
-                  v);
+    int rc = size_parse(v, out);
+    if (rc < 0) {
+        cli_error("create: --%s '%s' %s", name, v, size_strerror(rc));
         return -1;
     }
     return 0;

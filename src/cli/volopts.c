@@ -45,9 +45,10 @@ int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_
     vo->cache_dir = dir;
     if (o->cache_size) {
         uint64_t n;
-        if (size_parse(o->cache_size, &n) < 0)
-            return cli_error("--cache-size takes a size such as 512M or 2G, not '%s'",
-                             o->cache_size);
+        int rc = size_parse(o->cache_size, &n);
+        if (rc < 0)
+            return cli_error("--cache-size takes a size such as 512M or 2G: '%s' %s",
+                             o->cache_size, size_strerror(rc));
         vo->cache_size = n ? n : VOL_NO_CACHE;
     }
     if (o->durability) {
