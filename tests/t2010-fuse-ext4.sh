@@ -142,7 +142,7 @@ test_expect_success 'moto: wrong credentials and a missing bucket are one-line e
     test_expect_code 1 env AWS_SECRET_ACCESS_KEY=wrong "$BUOY" mount s3://vols/v1 "$mp" \
         "${EP[@]}" --cache-dir "$cache_root/bad" 2>"$dir/e1" &&
     test "$(wc -l <"$dir/e1")" -eq 1 && grep -q "403.*check the secret key" "$dir/e1" &&
-    test_expect_code 1 "$BUOY" mount s3://no-such-bucket/v "$mp" "${EP[@]}" \
+    test_expect_code 3 "$BUOY" mount s3://no-such-bucket/v "$mp" "${EP[@]}" \
         --cache-dir "$cache_root/bad" 2>"$dir/e2" &&
     test "$(wc -l <"$dir/e2")" -eq 1 && grep -qi "bucket" "$dir/e2" &&
     not_mounted "$mp" && not_mounted "$fs"
