@@ -19,8 +19,9 @@
  * In the foreground (-f, --run) buoy replaces itself with nbdkit.  In the
  * background it does the daemonising itself, because nbdkit's parent
  * returns before its child has written the pid file: a child in a new
- * session execs nbdkit --foreground --log=syslog, and buoy returns once the
- * pid file names it (or fails if it exits first).
+ * session execs nbdkit --foreground --log=syslog (or, with --log-file, with
+ * its stderr on that file), and buoy returns once the pid file names it (or
+ * fails if it exits first).
  *
  * Every path handed to nbdkit is made absolute; the daemon runs in /. */
 #include "commands.h"
@@ -293,7 +294,7 @@ static int alive(pid_t pid)
  * reparented away from us before the exec (nbdkit in the foreground asks
  * for SIGTERM when its parent dies, and we are about to).  Returns once
  * nbdkit has written its pid to pid_path: it listens then. */
-static int daemonise(char *const *argv, const char *pid_path)
+static int daemonise(char *const *argv, const char *pid_path, const char *log_file)
 {
     int fds[2];
     pid_t server = 0;
@@ -314,9 +315,12 @@ static int daemonise(char *const *argv, const char *pid_path)
             _exit(p > 0 ? 0 : 1);
         }
         int fd = open("/dev/null", O_RDWR);
+        /* nbdkit's own messages go to the log file too (--log=stderr) */
+        int err = log_file ? open(log_file, O_WRONLY | O_CREAT | O_APPEND, 0640) : fd;
         while (getppid() == me)
             nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
-        if (fd < 0 || chdir("/") < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+        if (fd < 0 || err < 0 || chdir("/") < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 ||
+            dup2(err, 2) < 0)
             _exit(126);
         execvp(argv[0], argv);
         _exit(127);
@@ -332,7 +336,8 @@ static int daemonise(char *const *argv, const char *pid_path)
         if (read_pid(pid_path) == server)
             return 0;
         if (!alive(server))
-            return cli_error("serve: nbdkit exited before serving; see the system log");
+            return cli_error("serve: nbdkit exited before serving; see %s",
+                             log_file ? log_file : "the system log");
         nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
     }
     kill(server, SIGTERM);
@@ -379,6 +384,12 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    int background = !o->foreground && !o->run_cmd;
+    int lrc = cli_log_check("serve", o, background);
+    if (lrc)
+        return lrc;
+    int to_syslog = !o->log_file && (background || o->use_syslog || o->syslog_facility);
+
     char *plugin = find_plugin();
     if (!plugin)
         return EXIT_ERR;
@@ -411,10 +422,11 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     if (!nbdkit || !*nbdkit)
         nbdkit = "nbdkit";
     add(&a, (char *)nbdkit);
-    int background = !o->foreground && !o->run_cmd;
     add(&a, "--foreground"); /* in the background too: see daemonise() */
-    if (background)
+    if (to_syslog)
         add(&a, "--log=syslog");
+    else if (background)
+        add(&a, "--log=stderr"); /* the log file */
     if (sock) {
         add(&a, "--unix");
         add(&a, sock);
@@ -462,9 +474,10 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     char lms[16];
     snprintf(lms, sizeof lms, "%d", o->lease_ms);
     param(&a, "lease_ms", o->lease_ms ? lms : NULL);
-    param(&a, "syslog", background ? "true" : NULL);
-    static const char *const levels[] = {"error", "warn", "info", "debug"};
-    param(&a, "log_level", levels[log_get_level()]);
+    param(&a, "syslog", to_syslog ? "true" : NULL);
+    param(&a, "syslog_facility", o->syslog_facility);
+    param(&a, "log_file", o->log_file); /* made absolute by cli_log_check */
+    param(&a, "log_level", log_level_name(log_get_level()));
     param(&a, "endpoint", o->store.endpoint);
     param(&a, "region", o->store.region);
     param(&a, "profile", o->store.profile);
@@ -495,9 +508,11 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
                       nbdkit);
             goto out;
         }
-        rc = daemonise(a.v, pid) ? EXIT_ERR : EXIT_OK;
+        rc = daemonise(a.v, pid, o->log_file) ? EXIT_ERR : EXIT_OK;
         if (!o->pid_file && rc == EXIT_OK)
             unlink(pid); /* ours, not asked for */
+        if (rc == EXIT_OK)
+            cli_log_warn_lost("serve", o, 1);
         goto out;
     }
     execvp(nbdkit, a.v);
