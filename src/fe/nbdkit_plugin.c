@@ -267,8 +267,10 @@ static int buoy_config_complete(void)
     "log_level=LEVEL syslog=BOOL syslog_facility=NAME log_file=PATH  engine logging\n"           \
     "                      (default notice, to stderr; log_file is reopened on SIGHUP)"
 
-/* An error of the running server: in our log when buoy gave us one (with
- * its timestamp), else nbdkit's. */
+/* An error of the running server: in our log (timestamped, or syslog),
+ * like the engine's own lines, once .after_fork has set it up; nbdkit's
+ * before. */
+static int log_started;
 __attribute__((format(printf, 1, 2))) static void serve_error(const char *fmt, ...)
 {
     char msg[1024];
@@ -276,7 +278,7 @@ __attribute__((format(printf, 1, 2))) static void serve_error(const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (log_file || use_syslog)
+    if (log_started)
         log_error("%s", msg);
     else
         nbdkit_error("%s", msg);
@@ -305,6 +307,7 @@ static int start_log(void)
         log_use_syslog(1);
     else
         log_set_timestamps(1);
+    log_started = 1;
     return 0;
 }
 
