@@ -42,7 +42,7 @@ static int do_run(struct cli_opts *o, int argc, char **argv)
     char err[512];
     if (cli_log_start(o, 0, err, sizeof err) < 0)
         return cli_error("ha run: %s", err);
-    store_retry_unsent(1); /* a daemon: it rides out a store outage */
+    store_retry_unreachable(1); /* a daemon: it rides out a store outage */
     return ha_daemon_run(o->ha_config ? o->ha_config : DEFAULT_CONF, n > 0 ? self : "buoy");
 }
 

@@ -202,7 +202,7 @@ static int serve(struct mount_job *j, struct vol_opts *vo, int ready)
             log_warn("cannot tell the parent we are ready");
         close(ready);
     }
-    store_retry_unsent(1); /* serving: ride out a store outage, as a daemon must */
+    store_retry_unreachable(1); /* serving: ride out a store outage, as a daemon must */
     log_notice("serving %s at %s/disk%s", j->url, j->mp, o->read_only ? ", read-only" : "");
     pthread_t fs;
     int fs_started = ready < 0 && o->fs && pthread_create(&fs, NULL, fs_thread, j) == 0;

@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 {
     /* A person's command: a store that refuses connections fails it at
      * once; the daemons say otherwise once they serve (store.h). */
-    store_retry_unsent(0);
+    store_retry_unreachable(0);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -8,8 +8,8 @@
  *   err=P               fail a request with "transient" before it reaches the store
  *   throttle=P          fail a request with "throttled" (503 SlowDown) likewise
  *   conflict=P          fail a request with "conflict" (409 ConditionalRequestConflict)
- *   refused=P           fail a request with "transient" and unsent, as a refused
- *                       connection does: it never reached the store
+ *   refused=P           fail a request with "transient" and unreachable, as a
+ *                       refused connection does (it does not reach the store)
  *   ackloss=P           let a PUT/DELETE reach the store, then report "transient"
  *                       (the answer was lost; the write happened)
  *   short=P             return a GET body cut short at a random length, as "ok"
@@ -116,7 +116,7 @@ static void act(struct fault_store *f, struct store_req *r)
         store_fail(&f->base, r, STORE_ECONFLICT, "fault: injected 409 ConditionalRequestConflict");
     else if (a == FA_REFUSED) {
         store_fail(&f->base, r, STORE_ETRANSIENT, "fault: injected refused connection");
-        r->unsent = 1;
+        r->unreachable = 1;
     } else if (a == FA_FATAL_NTH)
         store_fail(&f->base, r, STORE_EFATAL, "fault: request %llu fails (fail_nth)", f->fail_nth);
     else

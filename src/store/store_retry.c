@@ -14,12 +14,13 @@
  * timeout, a 5xx, a lost answer) may have been applied; if a retry then
  * fails its condition, the request completes with maybe_applied set, and
  * the message says so.  Callers that need to know read the object back.
- * An attempt that never reached the store (unsent: the connection was
- * refused, the host name unknown) was certainly not applied and does not
- * count as unknown.
+ * An attempt that could not connect (unreachable: the connection was
+ * refused, the host name unknown) counts as unknown too: libcurl may have
+ * sent the request on a kept-alive connection that died, then failed to
+ * reconnect.
  *
- * Unsent requests are retried only when the process says so
- * (store_retry_unsent): a daemon keeps retrying them through a store
+ * Unreachable requests are retried only when the process says so
+ * (store_retry_unreachable): a daemon keeps retrying them through a store
  * outage, a person's one-shot command fails at once, since an endpoint that
  * refuses connections now will not accept them within the next seconds and
  * the person is waiting.  Everything else retryable is retried in both.
@@ -52,11 +53,11 @@ struct retry_store {
 
 #define RETRY_OF(s) ((struct retry_store *)(s))
 
-static int retry_unsent = 1;
+static int retry_unreachable = 1;
 
-void store_retry_unsent(int retry)
+void store_retry_unreachable(int retry)
 {
-    __atomic_store_n(&retry_unsent, !!retry, __ATOMIC_RELAXED);
+    __atomic_store_n(&retry_unreachable, !!retry, __ATOMIC_RELAXED);
 }
 
 static int retryable(enum store_err e)
@@ -78,10 +79,10 @@ static void child_done(struct store_req *c)
     struct store_req *r = c->parent;
     int tries = r->attempts + c->attempts;
 
-    int unsent = c->err == STORE_ETRANSIENT && c->unsent;
-    int fail_fast = unsent && !__atomic_load_n(&retry_unsent, __ATOMIC_RELAXED);
+    int fail_fast = c->err == STORE_ETRANSIENT && c->unreachable &&
+                    !__atomic_load_n(&retry_unreachable, __ATOMIC_RELAXED);
 
-    if (c->err == STORE_ETRANSIENT && !unsent && (r->op == STORE_PUT || r->op == STORE_DELETE))
+    if (c->err == STORE_ETRANSIENT && (r->op == STORE_PUT || r->op == STORE_DELETE))
         r->lpriv = UNKNOWN_OUTCOME;
     if (retryable(c->err) && tries <= rs->retries && !fail_fast) {
         uint64_t window = (uint64_t)rs->base_ms << (tries < 20 ? tries : 20);

@@ -14,8 +14,8 @@
  * $AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true), else AWS.
  *
  * A connection that cannot be made (refused, host name unknown) fails the
- * request "transient" with unsent set: nothing reached the server, so the
- * retry layer knows it was not applied and may fail fast (store_retry.c).
+ * request "transient" with unreachable set, so that the retry layer can
+ * fail a person's command at once (store_retry.c).
  *
  * Every request is signed when it starts (so a retry is re-signed with a
  * fresh date and fresh credentials).  The body is hashed for the signature
@@ -541,7 +541,7 @@ static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
                                       ? strerror((int)os_errno)
                                       : (x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc)),
                    s3->ep_hint);
-        r->unsent = 1;
+        r->unreachable = 1;
     } else if (cc != CURLE_OK) {
         store_fail(&s3->base, r, curl_class(cc), "%s",
                    x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc));
