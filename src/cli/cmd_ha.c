@@ -23,7 +23,8 @@
 
 #define DEFAULT_CONF "/etc/buoy/ha.conf"
 
-static const char *const run_opts[] = {"help", "verbose", "log-level", "config", NULL};
+static const char *const run_opts[] = {"help",     "verbose", "log-level",       "config",
+                                       "log-file", "syslog",  "syslog-facility", NULL};
 static const char *const ctl_opts[] = {"help", "config", "socket", NULL};
 static const char *const conf_opts[] = {"help", "config", NULL};
 static const char *const keys_opts[] = {"help", NULL};
@@ -35,6 +36,13 @@ static int do_run(struct cli_opts *o, int argc, char **argv)
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = '\0';
+    int rc = cli_log_check("ha run", o, 0);
+    if (rc)
+        return rc;
+    char err[512];
+    if (cli_log_start(o, 0, err, sizeof err) < 0)
+        return cli_error("ha run: %s", err);
+    store_retry_unreachable(1); /* a daemon: it rides out a store outage */
     return ha_daemon_run(o->ha_config ? o->ha_config : DEFAULT_CONF, n > 0 ? self : "buoy");
 }
 

@@ -187,16 +187,9 @@ static void *fs_thread(void *arg)
 static int serve(struct mount_job *j, struct vol_opts *vo, int ready)
 {
     struct cli_opts *o = j->o;
-    if (o->log_file) {
-        int fd = open(o->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return report(ready, "--log-file %s: %s", o->log_file, strerror(errno));
-        dup2(fd, 2);
-        close(fd);
-    }
-    if (o->use_syslog || (ready >= 0 && !o->log_file))
-        log_use_syslog(1);
     char err[STORE_ERRMSG_MAX];
+    if (cli_log_start(o, ready >= 0, err, sizeof err) < 0)
+        return report(ready, "%s", err);
     struct vol *v = vol_open(j->url, vo, err, sizeof err);
     if (!v)
         return report(ready, "%s", err);
@@ -215,26 +208,31 @@ static int serve(struct mount_job *j, struct vol_opts *vo, int ready)
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
         dup2(null, 1);
-        if (!o->log_file)
+        if (o->log_file)
+            log_file_takes_stderr(); /* what libfuse prints goes there too */
+        else
             dup2(null, 2);
         close(null);
         if (write(ready, "ok", 2) != 2)
             log_warn("cannot tell the parent we are ready");
         close(ready);
     }
-    log_info("serving %s at %s/disk", j->url, j->mp);
+    store_retry_unreachable(1); /* serving: ride out a store outage, as a daemon must */
+    log_notice("serving %s at %s/disk%s", j->url, j->mp, o->read_only ? ", read-only" : "");
     pthread_t fs;
     int fs_started = ready < 0 && o->fs && pthread_create(&fs, NULL, fs_thread, j) == 0;
     int rc = fe_fuse_loop();
     if (fs_started)
         pthread_join(fs, NULL);
-    log_info("unmounted %s; closing the volume", j->mp);
+    log_notice("unmounted %s; closing %s", j->mp, j->url);
     if (vol_close(v) != 0) {
         log_error("closing %s failed; what was not uploaded stays in the journal in %s and is "
                   "replayed at the next mount",
                   j->url, vo->cache_dir);
         rc = -1;
-    }
+    } else
+        log_notice("closed %s%s", j->url,
+                   o->read_only ? "" : ": everything written is in the store");
     if (o->pid_file)
         unlink(o->pid_file);
     return rc ? EXIT_ERR : EXIT_OK;
@@ -279,6 +277,9 @@ int cmd_mount(struct cli_opts *o, int argc, char **argv)
         return cli_error("--fs-dir needs --fs TYPE");
     if (cli_vol_opts(o, &vo, cache_dir, sizeof cache_dir))
         return EXIT_ERR;
+    int rc = cli_log_check("mount", o, !o->foreground);
+    if (rc)
+        return rc;
     if (o->foreground)
         return serve(&j, &vo, -1);
 
@@ -309,6 +310,7 @@ int cmd_mount(struct cli_opts *o, int argc, char **argv)
         return cli_error("%s", msg[0] ? msg : "the daemon died before it was ready");
     }
     j.daemon = pid;
+    cli_log_warn_lost("mount", o, 1);
     if (o->fs) {
         char err[1200];
         if (setup_fs(&j, err, sizeof err) < 0) {

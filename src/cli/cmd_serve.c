@@ -19,12 +19,13 @@
  * In the foreground (-f, --run) buoy replaces itself with nbdkit.  In the
  * background it does the daemonising itself, because nbdkit's parent
  * returns before its child has written the pid file: a child in a new
- * session execs nbdkit --foreground --log=syslog with ready_fd=N, a pipe
- * on which the plugin's .after_fork says "ok" or the error that kept it
- * from opening the volume (another writer holds the lease, the journal
- * cannot be replayed...).  buoy returns 0 only after "ok" and once the pid
- * file names the server; otherwise it prints the daemon's own error, makes
- * sure the server is gone and exits 1.
+ * session execs nbdkit --foreground --log=syslog (or, with --log-file, with
+ * its stderr on that file) and ready_fd=N, a pipe on which the plugin's
+ * .after_fork says "ok" or the error that kept it from opening the volume
+ * (another writer holds the lease, the journal cannot be replayed...).
+ * buoy returns 0 only after "ok" and once the pid file names the server;
+ * otherwise it prints the daemon's own error, makes sure the server is gone
+ * and exits 1.
  *
  * Every path handed to nbdkit is made absolute; the daemon runs in /. */
 #include "commands.h"
@@ -325,7 +326,7 @@ static void reap(pid_t pid)
  * Returns 0 once the plugin has said on its ready_fd that the volume is
  * open and nbdkit has written its pid to pid_path: it listens then.  Any
  * failure is the daemon's own message and nothing is left running. */
-static int daemonise(struct argv_list *a, const char *pid_path)
+static int daemonise(struct argv_list *a, const char *pid_path, const char *log_file)
 {
     int fds[2], ready[2];
     pid_t server = 0;
@@ -357,10 +358,12 @@ static int daemonise(struct argv_list *a, const char *pid_path)
             _exit(p > 0 ? 0 : 1);
         }
         int fd = open("/dev/null", O_RDWR);
+        /* nbdkit's own messages go to the log file too (--log=stderr) */
+        int err = log_file ? open(log_file, O_WRONLY | O_CREAT | O_APPEND, 0640) : fd;
         while (getppid() == me)
             nanosleep(&(struct timespec){.tv_nsec = 1000000L}, NULL);
-        if (fd < 0 || chdir("/") < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
-            fcntl(ready[1], F_SETFD, 0) < 0)
+        if (fd < 0 || err < 0 || chdir("/") < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 ||
+            dup2(err, 2) < 0 || fcntl(ready[1], F_SETFD, 0) < 0)
             _exit(126);
         execvp(a->v[0], a->v);
         _exit(127);
@@ -383,16 +386,17 @@ static int daemonise(struct argv_list *a, const char *pid_path)
         unlink(pid_path);
         if (msg[0])
             return cli_error("%s", msg);
-        return cli_error("serve: nbdkit exited before it opened the volume (run with -f to see "
-                         "why)");
+        return cli_error("serve: nbdkit exited before it opened the volume; see %s",
+                         log_file ? log_file : "the system log (or run with -f)");
     }
     for (int i = 0; i < 60 * 50; i++) { /* 60 s */
         if (read_pid(pid_path) == server)
             return 0;
         if (!alive(server)) {
             unlink(pid_path);
-            return cli_error("serve: nbdkit exited after opening the volume, before serving "
-                             "(run with -f to see why)");
+            return cli_error("serve: nbdkit exited after opening the volume, before serving; "
+                             "see %s",
+                             log_file ? log_file : "the system log");
         }
         nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
     }
@@ -441,6 +445,12 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    int background = !o->foreground && !o->run_cmd;
+    int lrc = cli_log_check("serve", o, background);
+    if (lrc)
+        return lrc;
+    int to_syslog = !o->log_file && (background || o->use_syslog || o->syslog_facility);
+
     char *plugin = find_plugin();
     if (!plugin)
         return EXIT_ERR;
@@ -473,10 +483,11 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     if (!nbdkit || !*nbdkit)
         nbdkit = "nbdkit";
     add(&a, (char *)nbdkit);
-    int background = !o->foreground && !o->run_cmd;
     add(&a, "--foreground"); /* in the background too: see daemonise() */
-    if (background)
+    if (to_syslog)
         add(&a, "--log=syslog");
+    else if (background)
+        add(&a, "--log=stderr"); /* the log file */
     if (sock) {
         add(&a, "--unix");
         add(&a, sock);
@@ -524,9 +535,10 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
     char lms[16];
     snprintf(lms, sizeof lms, "%d", o->lease_ms);
     param(&a, "lease_ms", o->lease_ms ? lms : NULL);
-    param(&a, "syslog", background ? "true" : NULL);
-    static const char *const levels[] = {"error", "warn", "info", "debug"};
-    param(&a, "log_level", levels[log_get_level()]);
+    param(&a, "syslog", to_syslog ? "true" : NULL);
+    param(&a, "syslog_facility", o->syslog_facility);
+    param(&a, "log_file", o->log_file); /* made absolute by cli_log_check */
+    param(&a, "log_level", log_level_name(log_get_level()));
     param(&a, "endpoint", o->store.endpoint);
     param(&a, "region", o->store.region);
     param(&a, "profile", o->store.profile);
@@ -557,9 +569,11 @@ int cmd_serve(struct cli_opts *o, int argc, char **argv)
                       nbdkit);
             goto out;
         }
-        rc = daemonise(&a, pid) ? EXIT_ERR : EXIT_OK;
+        rc = daemonise(&a, pid, o->log_file) ? EXIT_ERR : EXIT_OK;
         if (!o->pid_file && rc == EXIT_OK)
             unlink(pid); /* ours, not asked for */
+        if (rc == EXIT_OK)
+            cli_log_warn_lost("serve", o, 1);
         goto out;
     }
     execvp(nbdkit, a.v);

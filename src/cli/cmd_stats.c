@@ -92,6 +92,11 @@ static void human(const char *t)
            sz(t, "bytes_read"), sz(t, "fetched_bytes"), sz(t, "readahead_bytes"));
     printf("cache      %s of %s used, hit ratio %s\n", sz(t, "cache_used_bytes"),
            sz(t, "cache_capacity_bytes"), get(t, "cache_hit_ratio"));
+    printf("errors     %s reads failed, %s checksum failures in data from the store%s\n",
+           get(t, "read_errors"), get(t, "checksum_errors"),
+           strcmp(get(t, "read_errors"), "0") || strcmp(get(t, "checksum_errors"), "0")
+               ? " (the log names each object)"
+               : "");
     printf("requests   GET %s, PUT %s, LIST %s, HEAD %s, DELETE %s; %s retries\n",
            get(t, "requests_get"), get(t, "requests_put"), get(t, "requests_list"),
            get(t, "requests_head"), get(t, "requests_delete"), get(t, "retries"));

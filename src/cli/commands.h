@@ -26,6 +26,16 @@ int cli_wipe_volume(struct store *s, const char *url);
 /* Fills vo from the volume options of o (cache dir into dir, with its
  * default); 0, or prints a one-line error and returns EXIT_ERR. */
 int cli_vol_opts(const struct cli_opts *o, struct vol_opts *vo, char *dir, size_t dirlen);
+/* The daemons' logging options (logopts.c), checked in the person's
+ * command: 0, or an exit code with the error printed; makes --log-file
+ * absolute.  background: the daemon will not have the terminal. */
+int cli_log_check(const char *cmd, struct cli_opts *o, int background);
+/* In the daemon: log to the file, syslog or stderr (timestamped) as the
+ * options say.  0, or -1 with err. */
+int cli_log_start(const struct cli_opts *o, int background, char *err, size_t errlen);
+/* A warning when the daemon just started logs to syslog on a host without
+ * /dev/log. */
+void cli_log_warn_lost(const char *cmd, const struct cli_opts *o, int background);
 /* The cache dir: --cache-dir, else /var/cache/buoy for root, else
  * $XDG_CACHE_HOME/buoy or ~/.cache/buoy.  0, or EXIT_ERR with the error printed. */
 int cli_cache_dir(const struct cli_opts *o, char *dir, size_t dirlen);

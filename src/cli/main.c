@@ -28,7 +28,7 @@ static const char *const create_opts[] = {
 static const char *const mount_opts[] = {
     "help", "verbose", "log-level", "foreground", "cache-dir", "cache-size", "durability",
     "read-only", "no-gc", "takeover", "lease-ms", "passphrase-file", "fs", "fs-dir", "pid-file",
-    "log-file", "syslog", "allow-other", "endpoint",
+    "log-file", "syslog", "syslog-facility", "allow-other", "endpoint",
     "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight", "fault",
     NULL,
 };
@@ -73,7 +73,7 @@ static const char *const info_opts[] = {
 static const char *const serve_opts[] = {
     "help", "verbose", "log-level", "socket", "port", "bind", "cache-dir", "durability",
     "read-only", "no-gc", "takeover", "lease-ms", "passphrase-file", "foreground", "pid-file",
-    "stats-file", "run",
+    "stats-file", "run", "log-file", "syslog", "syslog-facility",
     "endpoint", "region", "addressing", "profile", "unsigned-payload", "retries", "max-inflight",
     "fault", NULL,
 };
@@ -144,6 +144,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* A person's command: a store that refuses connections fails it at
+     * once; the daemons say otherwise once they serve (store.h). */
+    store_retry_unreachable(0);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

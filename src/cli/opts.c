@@ -14,7 +14,7 @@
 static const struct opt_def defs[] = {
     {"help", 'h', OPT_FLAG, NULL, OFF(help), 0, 0, "show this help and exit"},
     {"verbose", 'v', OPT_FLAG, NULL, OFF(verbose), 0, 0, "log more (info; twice for debug)"},
-    {"log-level", 0, OPT_STR, "LEVEL", OFF(log_level), 0, 0, "error, warn (default), info or debug"},
+    {"log-level", 0, OPT_STR, "LEVEL", OFF(log_level), 0, 0, "error, warn, notice (default), info or debug"},
     {"endpoint", 0, OPT_STR, "URL", OFF(store.endpoint), 0, 0,
      "S3 endpoint, e.g. http://127.0.0.1:9000 (default: AWS)"},
     {"region", 0, OPT_STR, "REGION", OFF(store.region), 0, 0,
@@ -68,8 +68,10 @@ static const struct opt_def defs[] = {
      "stay in the foreground, log to stderr"},
     {"pid-file", 0, OPT_STR, "FILE", OFF(pid_file), 0, 0, "write the daemon's pid to FILE"},
     {"log-file", 0, OPT_STR, "FILE", OFF(log_file), 0, 0,
-     "the daemon logs to FILE (default: syslog)"},
+     "the daemon appends its log to FILE, timestamped; SIGHUP reopens it (default: syslog)"},
     {"syslog", 0, OPT_FLAG, NULL, OFF(use_syslog), 0, 0, "log to syslog, also in the foreground"},
+    {"syslog-facility", 0, OPT_STR, "NAME", OFF(syslog_facility), 0, 0,
+     "log to syslog as daemon (default), user or local0..local7"},
     {"allow-other", 0, OPT_FLAG, NULL, OFF(allow_other), 0, 0,
      "let other users open the disk file (FUSE allow_other)"},
     {"fs", 0, OPT_STR, "TYPE", OFF(fs), 0, 0,
@@ -356,7 +358,7 @@ void cli_apply_logging(const struct cli_opts *o)
         if (l >= 0)
             log_set_level((enum log_level)l);
         else
-            cli_error("unknown log level '%s' (error, warn, info, debug); keeping warn",
+            cli_error("unknown log level '%s' (error, warn, notice, info, debug); keeping notice",
                       o->log_level);
     }
     if (o->verbose)

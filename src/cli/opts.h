@@ -44,6 +44,7 @@ struct cli_opts {
     const char *pid_file;
     const char *log_file;
     int use_syslog;
+    const char *syslog_facility; /* daemons: daemon, user, local0..local7 */
     int allow_other;
     const char *fs;           /* mount: make and mount this filesystem on a loop device */
     const char *fs_dir;       /* mount: where */

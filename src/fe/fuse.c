@@ -330,6 +330,7 @@ int fe_fuse_loop(void)
         log_error("cannot install signal handlers");
         return -1;
     }
+    log_reopen_on_sighup(); /* not libfuse's unmount: logrotate sends it */
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(cfg, 0);
     fuse_loop_cfg_set_idle_threads(cfg, 8);

@@ -42,6 +42,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,8 @@ static int use_syslog;
  * real outcome instead of trusting the pid file (nbdkit writes that before
  * the volume is opened). */
 static int ready_fd = -1;
+static int syslog_facility = -1;
+static char *log_file; /* buoy serve --log-file: ours, timestamped, reopened on SIGHUP */
 
 /* The one engine; NULL before .after_fork and after .cleanup. */
 static struct vol *vol;
@@ -192,10 +196,20 @@ static int buoy_config(const char *key, const char *value)
         }
         return 0;
     }
+    if (strcmp(key, "syslog_facility") == 0) {
+        syslog_facility = log_parse_facility(value);
+        if (syslog_facility < 0) {
+            nbdkit_error("syslog_facility is daemon, user or local0..local7, not '%s'", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(key, "log_file") == 0)
+        return keep(&log_file, value);
     if (strcmp(key, "log_level") == 0) {
         int l = log_parse_level(value);
         if (l < 0) {
-            nbdkit_error("log_level is error, warn, info or debug, not '%s'", value);
+            nbdkit_error("log_level is error, warn, notice, info or debug, not '%s'", value);
             return -1;
         }
         log_set_level((enum log_level)l);
@@ -267,7 +281,8 @@ static int buoy_config_complete(void)
     "stats_file=PATH       write the volume's statistics there every second (buoy stats PATH)\n" \
     "endpoint=URL region=R profile=P addressing=path|virtual|auto unsigned_payload=BOOL\n"        \
     "retries=N max_inflight=N fault=SPEC  store options, as buoy's --options\n"                   \
-    "log_level=LEVEL syslog=BOOL  engine logging (default warn, to stderr)\n"                      \
+    "log_level=LEVEL syslog=BOOL syslog_facility=NAME log_file=PATH  engine logging\n"           \
+    "                      (default notice, to stderr; log_file is reopened on SIGHUP)\n"       \
     "ready_fd=N            write \"ok\" or the open's error to this fd (buoy serve)"
 
 /* Tells the buoy that started us how the open went (ready_fd), once. */
@@ -282,20 +297,65 @@ static void tell_ready(const char *msg)
     ready_fd = -1;
 }
 
+/* An error of the running server: in our log (timestamped, or syslog),
+ * like the engine's own lines, once .after_fork has set it up; nbdkit's
+ * before. */
+static int log_started;
+__attribute__((format(printf, 1, 2))) static void serve_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (log_started)
+        log_error("%s", msg);
+    else
+        nbdkit_error("%s", msg);
+}
+
+/* Our log: the file (which is nbdkit's stderr too when buoy serve runs in
+ * the background: then both follow a reopen), syslog, or stderr, the lines
+ * timestamped but in syslog. */
+static int start_log(void)
+{
+    char err[512];
+    if (syslog_facility >= 0)
+        log_set_facility(syslog_facility);
+    if (log_file) {
+        struct stat a, b;
+        int shared = fstat(2, &a) == 0 && stat(log_file, &b) == 0 && a.st_dev == b.st_dev &&
+                     a.st_ino == b.st_ino;
+        if (log_open_file(log_file, err, sizeof err) < 0) {
+            nbdkit_error("%s", err);
+            tell_ready(err);
+            return -1;
+        }
+        if (shared)
+            log_file_takes_stderr();
+        log_reopen_on_sighup();
+    } else if (use_syslog)
+        log_use_syslog(1);
+    else
+        log_set_timestamps(1);
+    log_started = 1;
+    return 0;
+}
+
 static int buoy_after_fork(void)
 {
     char err[STORE_ERRMSG_MAX];
-    if (use_syslog)
-        log_use_syslog(1);
+    if (start_log() < 0)
+        return -1;
     vol = vol_open(url, &vopts, err, sizeof err);
     if (!vol) {
-        nbdkit_error("%s", err);
+        serve_error("%s", err);
         tell_ready(err);
         return -1;
     }
     tell_ready("ok");
-    nbdkit_debug("buoy: serving %s, %" PRIu64 " bytes, block size %u%s", url, vol_size(vol),
-                 vol_block_size(vol), vopts.read_only ? ", read-only" : "");
+    log_notice("serving %s over NBD: %" PRIu64 " bytes, block size %u%s", url, vol_size(vol),
+               vol_block_size(vol), vopts.read_only ? ", read-only" : "");
     if (stats_file && pthread_create(&stats_thread, NULL, stats_main, NULL) == 0)
         stats_running = 1;
     return 0;
@@ -316,12 +376,16 @@ static void close_vol(void)
         stats_running = 0;
         unlink(stats_file); /* no stale numbers once the volume is closed */
     }
+    log_notice("stopping: closing %s", url);
     int rc = vol_close(vol);
     vol = NULL;
     if (rc < 0)
-        nbdkit_error("closing %s: %s; the data not yet in the store is kept in the journal "
-                     "under %s and replayed at the next open",
-                     url, strerror(-rc), cache_dir ? cache_dir : "(none)");
+        serve_error("closing %s: %s; the data not yet in the store is kept in the journal "
+                    "under %s and replayed at the next open",
+                    url, strerror(-rc), cache_dir ? cache_dir : "(none)");
+    else
+        log_notice("closed %s%s", url,
+                   vopts.read_only ? "" : ": everything written is in the store");
 }
 
 static void buoy_cleanup(void)
@@ -340,13 +404,14 @@ static void buoy_unload(void)
     free(profile);
     free(fault);
     free(stats_file);
+    free(log_file);
 }
 
 /* Every connection gets the shared engine as its handle. */
 static void *buoy_open(int readonly)
 {
     if (!vol) {
-        nbdkit_error("the volume is not open");
+        serve_error("the volume is not open");
         return NULL;
     }
     return vol;
@@ -390,8 +455,8 @@ static int answer(int rc, const char *what, uint32_t count, uint64_t offset)
 {
     if (rc == 0)
         return 0;
-    nbdkit_error("%s of %" PRIu32 " bytes at %" PRIu64 ": %s", what, count, offset,
-                 strerror(-rc));
+    serve_error("%s of %" PRIu32 " bytes at %" PRIu64 ": %s", what, count, offset,
+                strerror(-rc));
     nbdkit_set_error(-rc);
     return -1;
 }
@@ -412,7 +477,7 @@ static int buoy_flush(void *h, uint32_t flags)
     int rc = vol_flush(h);
     if (rc == 0)
         return 0;
-    nbdkit_error("flush: %s", strerror(-rc));
+    serve_error("flush: %s", strerror(-rc));
     nbdkit_set_error(-rc);
     return -1;
 }

@@ -16,6 +16,8 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("block_size_bytes", vol_block_size(v));
     U("stale", st.stale);
     U("error", st.error);
+    U("read_errors", st.read_errors);
+    U("checksum_errors", st.checksum_errors);
     U("bytes_written", st.bytes_written);
     U("bytes_read", st.bytes_read);
     U("pending_bytes", st.pending_bytes);

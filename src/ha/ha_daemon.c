@@ -663,6 +663,8 @@ int ha_daemon_run(const char *config_path, const char *buoy_path)
             struct signalfd_siginfo si;
             while (read(d.sigfd, &si, sizeof si) == sizeof si) {
                 if (si.ssi_signo == SIGHUP) {
+                    if (log_reopen() < 0) /* --log-file, after logrotate moved it */
+                        log_error("ha: cannot reopen the log file: %s", strerror(errno));
                     if (reload(&d, err, sizeof err) < 0)
                         log_error("ha: %s", err);
                 } else if (!d.quit_after_stop) {

@@ -216,6 +216,7 @@ void store_req_reset(struct store_req *r)
     r->errmsg[0] = '\0';
     r->attempts = 0;
     r->maybe_applied = 0;
+    r->unreachable = 0;
     r->completed = 0;
 }
 
@@ -280,6 +281,7 @@ void store_req_adopt(struct store_req *parent, struct store_req *child)
     parent->nlist = child->nlist;
     parent->attempts += child->attempts;
     parent->maybe_applied |= child->maybe_applied;
+    parent->unreachable = child->unreachable;
     memset(&child->body, 0, sizeof child->body);
     child->list = NULL;
     child->nlist = 0;

@@ -94,6 +94,10 @@ struct store_req {
      * ended with an unknown outcome (timeout, 5xx, lost answer): that attempt
      * may have been applied.  Read the object back to know. */
     int maybe_applied;
+    /* The last attempt could not connect to the store (refused, unknown
+     * host).  Not proof that nothing was applied: libcurl may have sent the
+     * request on a kept-alive connection that died before it reconnected. */
+    int unreachable;
     int completed;
 
     /* --- private to the layers --- */
@@ -232,6 +236,13 @@ struct store *store_s3_open(const char *bucket, const char *prefix, const char *
                             const struct store_opts *o, char *err, size_t errlen);
 struct store *store_fault_open(struct store *next, const char *spec, char *err, size_t errlen);
 struct store *store_retry_open(struct store *next, const struct store_opts *o);
+/* Process-wide: do retry layers retry a request that could not connect to
+ * the store (unreachable: connection refused, unknown host)?  Yes by
+ * default, so a daemon rides out a store outage; the CLI says no for a
+ * person's one-shot command, which then fails at once (an endpoint that
+ * refuses connections now will not accept them in the next seconds), and a
+ * daemon says yes again once it serves.  Any thread. */
+void store_retry_unreachable(int retry);
 
 /* Authenticated encryption (store_crypt.c): every object but "super" is
  * sealed with XChaCha20-Poly1305 under key, in chunks of STORE_CRYPT_CHUNK

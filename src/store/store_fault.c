@@ -8,6 +8,8 @@
  *   err=P               fail a request with "transient" before it reaches the store
  *   throttle=P          fail a request with "throttled" (503 SlowDown) likewise
  *   conflict=P          fail a request with "conflict" (409 ConditionalRequestConflict)
+ *   refused=P           fail a request with "transient" and unreachable, as a
+ *                       refused connection does (it does not reach the store)
  *   ackloss=P           let a PUT/DELETE reach the store, then report "transient"
  *                       (the answer was lost; the write happened)
  *   short=P             return a GET body cut short at a random length, as "ok"
@@ -35,7 +37,9 @@
 #include <string.h>
 #include <unistd.h>
 
-enum fault_action { FA_FORWARD, FA_TRANSIENT, FA_THROTTLE, FA_CONFLICT, FA_FATAL_NTH, FA_CRASHED };
+enum fault_action {
+    FA_FORWARD, FA_TRANSIENT, FA_THROTTLE, FA_CONFLICT, FA_FATAL_NTH, FA_CRASHED, FA_REFUSED
+};
 
 /* What was decided for a request at submit, kept in its lpriv until done. */
 #define FF_ACTION(x) ((enum fault_action)((x) & 7))
@@ -50,7 +54,7 @@ static unsigned flags_of(const struct store_req *r)
 struct fault_store {
     struct store base;
     struct rng rng;
-    double p_err, p_throttle, p_conflict, p_ackloss, p_short;
+    double p_err, p_throttle, p_conflict, p_refused, p_ackloss, p_short;
     unsigned latency_ms, jitter_ms;
     unsigned long long fail_nth, crash_after_puts, nsubmitted, nputs_ok;
     int crash_exit, crashed;
@@ -110,7 +114,10 @@ static void act(struct fault_store *f, struct store_req *r)
         store_fail(&f->base, r, STORE_ETHROTTLED, "fault: injected 503 SlowDown");
     else if (a == FA_CONFLICT)
         store_fail(&f->base, r, STORE_ECONFLICT, "fault: injected 409 ConditionalRequestConflict");
-    else if (a == FA_FATAL_NTH)
+    else if (a == FA_REFUSED) {
+        store_fail(&f->base, r, STORE_ETRANSIENT, "fault: injected refused connection");
+        r->unreachable = 1;
+    } else if (a == FA_FATAL_NTH)
         store_fail(&f->base, r, STORE_EFATAL, "fault: request %llu fails (fail_nth)", f->fail_nth);
     else
         store_fail(&f->base, r, STORE_EFATAL, "fault: store crashed after %llu puts", f->nputs_ok);
@@ -137,6 +144,8 @@ static void fault_submit(struct store *s, struct store_req *r)
         a = FA_THROTTLE;
     else if (applies && f->p_conflict > 0 && rng_unit(&f->rng) < f->p_conflict)
         a = FA_CONFLICT;
+    else if (applies && f->p_refused > 0 && rng_unit(&f->rng) < f->p_refused)
+        a = FA_REFUSED;
     unsigned flags = (unsigned)a;
     if ((r->op == STORE_PUT || r->op == STORE_DELETE) && f->p_ackloss > 0 &&
         rng_unit(&f->rng) < f->p_ackloss)
@@ -245,6 +254,8 @@ static int parse_setting(struct fault_store *f, const char *k, const char *v)
         return parse_prob(v, &f->p_throttle);
     if (strcmp(k, "conflict") == 0)
         return parse_prob(v, &f->p_conflict);
+    if (strcmp(k, "refused") == 0)
+        return parse_prob(v, &f->p_refused);
     if (strcmp(k, "ackloss") == 0)
         return parse_prob(v, &f->p_ackloss);
     if (strcmp(k, "short") == 0)
@@ -286,7 +297,7 @@ struct store *store_fault_open(struct store *next, const char *spec, char *err, 
         if (!eq || (*eq = '\0', parse_setting(f, t, eq + 1) < 0)) {
             snprintf(err, errlen,
                      "bad fault setting '%s%s%s'; see store_fault.c: seed=N err=P throttle=P conflict=P "
-                     "ackloss=P short=P latency=MS jitter=MS fail_nth=N crash_after_puts=N "
+                     "refused=P ackloss=P short=P latency=MS jitter=MS fail_nth=N crash_after_puts=N "
                      "crash=exit ops=get+put",
                      t, eq ? "=" : "", eq ? eq + 1 : "");
             free(copy);

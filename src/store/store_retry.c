@@ -13,7 +13,21 @@
  * A conditional PUT or DELETE whose earlier attempt ended "transient" (a
  * timeout, a 5xx, a lost answer) may have been applied; if a retry then
  * fails its condition, the request completes with maybe_applied set, and
- * the message says so.  Callers that need to know read the object back. */
+ * the message says so.  Callers that need to know read the object back.
+ * An attempt that could not connect (unreachable: the connection was
+ * refused, the host name unknown) counts as unknown too: libcurl may have
+ * sent the request on a kept-alive connection that died, then failed to
+ * reconnect.
+ *
+ * Unreachable requests are retried only when the process says so
+ * (store_retry_unreachable): a daemon keeps retrying them through a store
+ * outage, a person's one-shot command fails at once, since an endpoint that
+ * refuses connections now will not accept them within the next seconds and
+ * the person is waiting.  Everything else retryable is retried in both.
+ *
+ * Every retry is one warn line: the request, the attempt, the cause and the
+ * wait, e.g. "s3://b/v/super: GET: HTTP 503 SlowDown (attempt 2 of 9);
+ * retrying in 180 ms". */
 #include "store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -39,6 +53,13 @@ struct retry_store {
 
 #define RETRY_OF(s) ((struct retry_store *)(s))
 
+static int retry_unreachable = 1;
+
+void store_retry_unreachable(int retry)
+{
+    __atomic_store_n(&retry_unreachable, !!retry, __ATOMIC_RELAXED);
+}
+
 static int retryable(enum store_err e)
 {
     return e == STORE_ETRANSIENT || e == STORE_ETHROTTLED || e == STORE_ECONFLICT;
@@ -58,15 +79,18 @@ static void child_done(struct store_req *c)
     struct store_req *r = c->parent;
     int tries = r->attempts + c->attempts;
 
+    int fail_fast = c->err == STORE_ETRANSIENT && c->unreachable &&
+                    !__atomic_load_n(&retry_unreachable, __ATOMIC_RELAXED);
+
     if (c->err == STORE_ETRANSIENT && (r->op == STORE_PUT || r->op == STORE_DELETE))
         r->lpriv = UNKNOWN_OUTCOME;
-    if (retryable(c->err) && tries <= rs->retries) {
+    if (retryable(c->err) && tries <= rs->retries && !fail_fast) {
         uint64_t window = (uint64_t)rs->base_ms << (tries < 20 ? tries : 20);
         if (window > (uint64_t)rs->cap_ms)
             window = (uint64_t)rs->cap_ms;
         uint64_t delay = rng_below(&rs->rng, window + 1);
-        log_debug("%s (attempt %d); retrying in %llu ms", c->errmsg, tries,
-                  (unsigned long long)delay);
+        log_warn("%s (attempt %d of %d); retrying in %llu ms", c->errmsg, tries,
+                 rs->retries + 1, (unsigned long long)delay);
         r->attempts = tries;
         r->due_ms = clock_mono_ms() + delay;
         r->qnext = rs->waiting;
@@ -78,7 +102,11 @@ static void child_done(struct store_req *c)
     }
     store_req_adopt(r, c);
     size_t n = strlen(r->errmsg);
-    if (r->err && retryable(r->err) && r->attempts > 1)
+    if (fail_fast && r->attempts > 1)
+        snprintf(r->errmsg + n, sizeof r->errmsg - n, " (attempt %d; not retried)", r->attempts);
+    else if (fail_fast)
+        snprintf(r->errmsg + n, sizeof r->errmsg - n, " (not retried)");
+    else if (r->err && retryable(r->err) && r->attempts > 1)
         snprintf(r->errmsg + n, sizeof r->errmsg - n, " (gave up after %d attempts)", r->attempts);
     else if (r->lpriv == UNKNOWN_OUTCOME && r->cond != STORE_COND_NONE &&
              (r->err == STORE_EPRECOND || r->err == STORE_ENOTFOUND)) {

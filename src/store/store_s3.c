@@ -9,6 +9,13 @@
  *             virtual     http(s)://BUCKET.endpoint/PREFIX/KEY
  * AUTO means path style for a custom endpoint, virtual for AWS (path style
  * when the bucket name has dots, which break TLS wildcard certificates).
+ * The endpoint is --endpoint, else $AWS_ENDPOINT_URL_S3, else
+ * $AWS_ENDPOINT_URL (as the AWS tools read them, and not at all when
+ * $AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true), else AWS.
+ *
+ * A connection that cannot be made (refused, host name unknown) fails the
+ * request "transient" with unreachable set, so that the retry layer can
+ * fail a person's command at once (store_retry.c).
  *
  * Every request is signed when it starts (so a retry is re-signed with a
  * fresh date and fresh credentials).  The body is hashed for the signature
@@ -53,6 +60,8 @@ struct s3_store {
     struct store_stats stats_storage;
     char *bucket, *prefix; /* prefix without trailing '/', "" for none */
     char *scheme, *host;   /* host includes ":port" when the endpoint has one */
+    const char *ep_source; /* for messages: " (--endpoint)", " ($AWS_ENDPOINT_URL)" or "" */
+    const char *ep_hint;   /* what to check when nothing answers there */
     int virtual_host;
     char *region;
     int unsigned_payload;
@@ -521,7 +530,19 @@ static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
     s3->active--;
     struct store_req *r = x->req;
 
-    if (cc != CURLE_OK) {
+    if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+        cc == CURLE_COULDNT_RESOLVE_PROXY) {
+        long os_errno = 0;
+        curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
+        store_fail(&s3->base, r, STORE_ETRANSIENT, "cannot %s %s://%s%s%s%s: %s; check %s",
+                   cc == CURLE_COULDNT_CONNECT ? "connect to" : "resolve the host name of", s3->scheme,
+                   s3->virtual_host ? s3->bucket : "", s3->virtual_host ? "." : "", s3->host,
+                   s3->ep_source, cc == CURLE_COULDNT_CONNECT && os_errno
+                                      ? strerror((int)os_errno)
+                                      : (x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc)),
+                   s3->ep_hint);
+        r->unreachable = 1;
+    } else if (cc != CURLE_OK) {
         store_fail(&s3->base, r, curl_class(cc), "%s",
                    x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc));
     } else if (status >= 200 && status < 300) {
@@ -716,9 +737,24 @@ struct store *store_s3_open(const char *bucket, const char *prefix, const char *
         region = "us-east-1";
     s3->region = xstrdup(region);
 
-    if (o->endpoint && *o->endpoint) {
-        if (parse_endpoint(o->endpoint, &s3->scheme, &s3->host) < 0) {
-            snprintf(err, errlen, "bad endpoint '%s': use http(s)://host[:port]", o->endpoint);
+    /* The flag wins, then the AWS tools' variables, the S3 one first. */
+    const char *endpoint = o->endpoint;
+    s3->ep_source = " (--endpoint)";
+    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    int env_ok = !ignore || !(strcasecmp(ignore, "true") == 0 || strcmp(ignore, "1") == 0);
+    if ((!endpoint || !*endpoint) && env_ok) {
+        endpoint = getenv("AWS_ENDPOINT_URL_S3");
+        s3->ep_source = " ($AWS_ENDPOINT_URL_S3)";
+        if (!endpoint || !*endpoint) {
+            endpoint = getenv("AWS_ENDPOINT_URL");
+            s3->ep_source = " ($AWS_ENDPOINT_URL)";
+        }
+    }
+    if (endpoint && *endpoint) {
+        s3->ep_hint = "the endpoint and that its server is running";
+        if (parse_endpoint(endpoint, &s3->scheme, &s3->host) < 0) {
+            snprintf(err, errlen, "bad endpoint '%s'%s: use http(s)://host[:port]", endpoint,
+                     s3->ep_source);
             goto fail;
         }
         s3->virtual_host = o->addressing == STORE_ADDR_VIRTUAL;
@@ -732,6 +768,8 @@ struct store *store_s3_open(const char *bucket, const char *prefix, const char *
             goto fail;
         }
     } else {
+        s3->ep_source = "";
+        s3->ep_hint = "the network, the region, or give --endpoint for another S3 server";
         s3->scheme = xstrdup("https");
         s3->host = xasprintf("s3.%s.amazonaws.com", s3->region);
         s3->virtual_host = o->addressing == STORE_ADDR_VIRTUAL ||

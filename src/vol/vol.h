@@ -53,6 +53,8 @@ struct vol_stats {
     uint64_t upload_bytes_in_flight; /* sealed segments being uploaded */
     double write_amplification; /* bytes_uploaded / bytes_written */
     uint64_t bytes_fetched;     /* block data read from the store (read-ahead too) */
+    uint64_t read_errors;       /* reads answered with an I/O error */
+    uint64_t checksum_errors;   /* segment blocks or headers from the store that failed their checks */
     uint64_t readahead_bytes;   /* of those, fetched ahead of a sequential reader */
     uint64_t cache_hit_blocks, cache_miss_blocks; /* stored blocks a read looked for */
     double cache_hit_ratio;

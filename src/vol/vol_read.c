@@ -153,6 +153,26 @@ struct fetch *plan_fetches(struct read_ctx *c, size_t *nf)
     return f;
 }
 
+/* "<store url>/<key>" of segment idx, for messages that name the object. */
+static void seg_name(const struct vol *v, uint32_t idx, char *out, size_t outlen)
+{
+    const struct vseg *s = &v->segs[idx];
+    char key[SEG_KEY_SIZE];
+    seg_key(s->seq, s->epoch, key);
+    snprintf(out, outlen, "%s/%s", origin_of(v, s->seq)->st->url, key);
+}
+
+/* Logs a check that failed on segment idx's bytes (a checksum, a chunk that
+ * does not unpack, a header that does not parse), naming the object, and
+ * counts it. */
+static void corrupt(struct vol *v, uint32_t idx, const char *why)
+{
+    char name[STORE_KEY_MAX + 256];
+    seg_name(v, idx, name, sizeof name);
+    v->stats.checksum_errors++;
+    log_error("read of %s: %s", name, why);
+}
+
 /* Parses and checks segment idx's header from bytes; NULL with err. */
 static struct seg_hdr *parse_hdr(struct vol *v, uint32_t idx, const struct buf *b, char *err,
                                  size_t errlen)
@@ -179,7 +199,7 @@ static int take_fetched_hdr(struct vol *v, struct fetch *f)
     }
     struct seg_hdr *h = parse_hdr(v, f->seg, &f->hq.r.body, err, sizeof err);
     if (!h) {
-        log_error("read of segment %" PRIu64 ": %s", v->segs[f->seg].seq, err);
+        corrupt(v, f->seg, err);
         return -EIO;
     }
     if (v->segs[f->seg].hdr) { /* another reader was first */
@@ -213,7 +233,7 @@ int check_fetch(struct vol *v, struct fetch *f)
         struct buf raw = {0};
         buf_reserve(&raw, (size_t)f->pn * v->bs);
         if (seg_unpack(ph, f->pblock, f->pn, b->p, b->len, raw.p, err, sizeof err) < 0) {
-            log_error("read: %s", err);
+            corrupt(v, f->seg, err);
             buf_free(&raw);
             return -EIO;
         }
@@ -231,12 +251,14 @@ int check_fetch(struct vol *v, struct fetch *f)
     }
     struct seg_hdr *h = get_hdr(v, f->seg, err, sizeof err);
     if (!h) {
-        log_error("read of segment %" PRIu64 ": %s", v->segs[f->seg].seq, err);
+        char name[STORE_KEY_MAX + 256];
+        seg_name(v, f->seg, name, sizeof name);
+        log_error("read of %s: %s", name, err);
         return -EIO;
     }
     for (uint32_t i = 0; i < f->n; i++)
         if (seg_verify_block(h, f->block + i, b->p + (size_t)i * v->bs, err, sizeof err)) {
-            log_error("read: %s", err);
+            corrupt(v, f->seg, err);
             return -EIO;
         }
     v->stats.bytes_fetched += b->len;
@@ -478,7 +500,8 @@ int vol_read(struct vol *v, void *buf, uint64_t off, size_t len)
     if (!rc) {
         v->stats.bytes_read += len;
         read_ahead(v, first, n);
-    }
+    } else
+        v->stats.read_errors++;
     pthread_mutex_unlock(&v->lock);
     return rc;
 }

@@ -11,6 +11,7 @@
  * never went down. */
 #include "store/lease.h"
 #include "tap.h"
+#include "util/log.h"
 #include "util/mem.h"
 #include "util/rng.h"
 
@@ -314,6 +315,7 @@ static void test_crash_points(void)
 int main(void)
 {
     plan_no_plan();
+    log_set_level(LOGL_ERROR); /* the retries of the injected faults are expected */
     rng_seed(&clock_rng, 99);
     if (!mkdtemp(tmpdir))
         bail_out("mkdtemp failed");

@@ -5,6 +5,7 @@
 #include "store/store.h"
 #include "tap.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 #include <dirent.h>
@@ -360,6 +361,136 @@ static void test_retry(void)
     store_close(s);
 }
 
+/* What the code under test logs (fd 2) between capture_start and
+ * capture_end, into a heap string. */
+static int saved_stderr = -1;
+static char capture_path[] = "/tmp/buoy-test-store-log-XXXXXX";
+
+static void capture_start(void)
+{
+    int fd = mkstemp(capture_path);
+    if (fd < 0)
+        bail_out("mkstemp failed");
+    saved_stderr = dup(2);
+    dup2(fd, 2);
+    close(fd);
+}
+
+static char *capture_end(void)
+{
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    FILE *f = fopen(capture_path, "r");
+    char *text = xcalloc(1, 65536);
+    if (f) {
+        size_t n = fread(text, 1, 65535, f);
+        text[n] = '\0';
+        fclose(f);
+    }
+    unlink(capture_path);
+    strcpy(capture_path + strlen(capture_path) - 6, "XXXXXX");
+    return text;
+}
+
+static int count_lines(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* The rule for requests that could not connect to the store (a refused
+ * connection): a person's command (store_retry_unreachable(0)) fails them at
+ * once, a daemon (the default) retries them.  Every retry is one warn
+ * line. */
+static void test_retry_unreachable(void)
+{
+    struct store_stats st;
+    char *log;
+
+    log_set_level(LOGL_WARN);
+    store_retry_unreachable(0);
+    struct store *s = open_dir("unreachable", "refused=1", 5);
+    capture_start();
+    struct store_req r = {.op = STORE_GET, .key = "k"};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    log = capture_end();
+    is_int(r.err, STORE_ETRANSIENT, "one-shot: a refused request fails as transient");
+    is_int(r.attempts, 1, "one-shot: after one attempt, not retried");
+    ok(r.unreachable, "and says it could not connect");
+    ok(strstr(r.errmsg, "(not retried)") && !strstr(r.errmsg, "gave up"),
+       "its message says it was not retried: %s", r.errmsg);
+    is_int(count_lines(log, "retrying in"), 0, "no retry was logged");
+    store_get_stats(s, &st);
+    is_int(st.retries, 0, "no retry was counted");
+    store_req_free(&r);
+    free(log);
+
+    /* a transient answer from the store is still retried in a one-shot command */
+    store_close(s);
+    s = open_dir("unreachable", "err=1", 2);
+    capture_start();
+    r = (struct store_req){.op = STORE_GET, .key = "k"};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    log = capture_end();
+    is_int(r.attempts, 3, "one-shot: a transient error from the store is still retried");
+    ok(strstr(r.errmsg, "gave up after 3 attempts") != NULL, "and gives up: %s", r.errmsg);
+    is_int(count_lines(log, "retrying in"), 2, "each retry is one line in the log");
+    ok(strstr(log, "buoy: warn: ") && strstr(log, "/k: GET: fault: injected transient error "
+                                                  "(attempt 1 of 3); retrying in "),
+       "saying the request, the cause, the attempt and the wait");
+    store_req_free(&r);
+    free(log);
+    store_close(s);
+
+    store_retry_unreachable(1);
+    s = open_dir("unreachable", "refused=1", 4);
+    capture_start();
+    r = (struct store_req){.op = STORE_GET, .key = "k"};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    log = capture_end();
+    is_int(r.attempts, 5, "daemon: a refused request is retried (1 + 4 attempts)");
+    ok(strstr(r.errmsg, "gave up after 5 attempts") != NULL, "then gives up: %s", r.errmsg);
+    is_int(count_lines(log, "fault: injected refused connection (attempt "), 4,
+           "each of the 4 retries is logged with its cause");
+    ok(strstr(log, "(attempt 4 of 5); retrying in ") != NULL, "numbered 1 to 4 of 5");
+    store_req_free(&r);
+    free(log);
+    store_close(s);
+
+    /* A create of an existing key whose earlier attempts could not connect,
+     * then answered 412: libcurl may have sent an earlier attempt on a
+     * kept-alive connection that died before the refused reconnect, so the
+     * 412 may be our own write, "maybe applied", as after a lost answer. */
+    s = open_dir("unreachable", NULL, 0);
+    if (store_put(s, "exists", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg))
+        bail_out(errmsg);
+    store_close(s);
+    int maybe = 0, retried = 0, wrong = 0;
+    s = open_dir("unreachable", "refused=0.6,seed=5", 30);
+    capture_start();
+    for (int i = 0; i < 20; i++) {
+        struct store_req p = {.op = STORE_PUT, .key = "exists", .data = "y", .size = 1,
+                              .cond = STORE_IF_NONE_MATCH};
+        store_submit(s, &p);
+        store_wait(s, &p);
+        wrong += p.err != STORE_EPRECOND;
+        maybe += p.maybe_applied;
+        retried += p.attempts > 1;
+        store_req_free(&p);
+    }
+    free(capture_end());
+    store_close(s);
+    is_int(wrong, 0, "daemon: every create of an existing key ends 412");
+    ok(retried > 0, "%d of the 20 after refused attempts", retried);
+    is_int(maybe, retried, "and those, only those, are 'maybe applied'");
+    log_set_level(LOGL_ERROR);
+}
+
 static void *wake_later(void *arg)
 {
     clock_sleep_ms(100);
@@ -629,6 +760,7 @@ int main(void)
         bail_out("mkdtemp failed");
     unsetenv("AWS_PROFILE");
     setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    log_set_level(LOGL_ERROR); /* the retries of the fault tests are expected */
     test_keys();
     test_urls();
     test_dir_basics();
@@ -638,6 +770,7 @@ int main(void)
     test_dir_threads();
     test_rejected();
     test_retry();
+    test_retry_unreachable();
     test_timed_wakeup();
     test_fault();
     test_xml();

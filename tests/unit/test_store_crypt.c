@@ -9,6 +9,7 @@
 #include "store/lease.h"
 #include "store/store.h"
 #include "tap.h"
+#include "util/log.h"
 #include "util/clock.h"
 #include "util/mem.h"
 
@@ -680,6 +681,7 @@ static void test_pool_wakeup_close(void)
 int main(void)
 {
     plan_no_plan();
+    log_set_level(LOGL_ERROR); /* the retries of the injected faults are expected */
     if (!mkdtemp(tmpdir))
         bail_out("mkdtemp");
     test_sizes();

@@ -8,6 +8,7 @@
  * corruption of a stored segment, which must be an I/O error, never data. */
 #include "store/store.h"
 #include "tap.h"
+#include "util/log.h"
 #include "voltest.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -566,6 +567,7 @@ static void test_corruption(void)
 int main(void)
 {
     plan_no_plan();
+    log_set_level(LOGL_ERROR); /* the retries of the injected faults are expected */
     if (!mkdtemp(root))
         bail_out("mkdtemp");
     snprintf(url, sizeof url, "%s/store", root);
