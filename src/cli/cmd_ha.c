@@ -134,7 +134,8 @@ static int do_check_config(struct cli_opts *o, int argc, char **argv)
     struct ha_conf c;
     char err[1024];
     const char *cf = o->ha_config ? o->ha_config : DEFAULT_CONF;
-    if (ha_conf_load(&c, cf, err, sizeof err) < 0) {
+    if (ha_conf_load(&c, cf, err, sizeof err) < 0 ||
+        ha_conf_check_programs(&c, err, sizeof err) < 0) {
         ha_conf_free(&c);
         return cli_error("%s", err);
     }

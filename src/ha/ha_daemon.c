@@ -306,7 +306,8 @@ static int same_str(const char *a, const char *b)
 static int reload(struct ha_daemon *d, char *err, size_t errlen)
 {
     struct ha_conf n;
-    if (ha_conf_load(&n, d->conf.path, err, errlen) < 0) {
+    if (ha_conf_load(&n, d->conf.path, err, errlen) < 0 ||
+        ha_conf_check_programs(&n, err, errlen) < 0) {
         ha_conf_free(&n);
         return -1;
     }
@@ -619,7 +620,8 @@ int ha_daemon_run(const char *config_path, const char *buoy_path)
     memset(&d, 0, sizeof d);
     d.udp = d.ctl = d.sigfd = d.wake[0] = d.wake[1] = -1;
     d.buoy_path = buoy_path;
-    if (ha_conf_load(&d.conf, config_path, err, sizeof err) < 0) {
+    if (ha_conf_load(&d.conf, config_path, err, sizeof err) < 0 ||
+        ha_conf_check_programs(&d.conf, err, sizeof err) < 0) {
         fprintf(stderr, "buoy: %s\n", err);
         ha_conf_free(&d.conf);
         return 1;

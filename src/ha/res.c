@@ -555,6 +555,86 @@ out:
     return ret;
 }
 
+/* --- programs a resource needs, checked at load ------------------------------------------ */
+
+/* 0 when prog can be run: a path names an executable regular file, a bare
+ * name is found on PATH (as execvp would); else -1 with what is wrong. */
+static int prog_ok(const char *prog, char *why, size_t n)
+{
+    struct stat st;
+    if (strchr(prog, '/')) {
+        if (stat(prog, &st) < 0) {
+            set_err(why, n, "%s %s", prog,
+                    errno == ENOENT ? "does not exist" : strerror(errno));
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            set_err(why, n, "%s is not a regular file", prog);
+            return -1;
+        }
+        if (access(prog, X_OK) < 0) {
+            set_err(why, n, "%s is not executable (chmod +x %s)", prog, prog);
+            return -1;
+        }
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const char *p = path; *p;) {
+        size_t len = strcspn(p, ":");
+        char full[PATH_MAX];
+        if (len > 0 && (size_t)snprintf(full, sizeof full, "%.*s/%s", (int)len, p, prog) <
+                           sizeof full &&
+            stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+            return 0;
+        p += len;
+        if (*p == ':')
+            p++;
+    }
+    set_err(why, n, "no program %s on PATH (%s)", prog, path);
+    return -1;
+}
+
+int res_check_programs(const struct ha_item *it, char *err, size_t errlen)
+{
+    char why[PATH_MAX + 100];
+    if (strcmp(it->kind, "exec") == 0) {
+        if (prog_ok(it->args[0], why, sizeof why) == 0)
+            return 0;
+        set_err(err, errlen,
+                "%s; install the resource script there (it is run as SCRIPT [ARG...] "
+                "start|stop|status) or correct the path",
+                why);
+        return -1;
+    }
+    if (strcmp(it->kind, "service") == 0) {
+        const char *init = ha_item_opt(it, "init");
+        struct stat st;
+        int lsb = init ? strcmp(init, "lsb") == 0 : stat("/run/systemd/system", &st) != 0;
+        char path[300];
+        snprintf(path, sizeof path, "/etc/init.d/%s", it->args[0]);
+        if (prog_ok(lsb ? path : "systemctl", why, sizeof why) == 0)
+            return 0;
+        set_err(err, errlen, "%s; %s", why,
+                lsb ? "install the service's init script, or use init=systemd"
+                    : "use init=lsb on a machine without systemd");
+        return -1;
+    }
+    static const char *const need[][3] = {
+        {"ipaddr", "ip", NULL}, {"fsmount", "mount", "umount"}, {NULL, NULL, NULL}};
+    for (int i = 0; need[i][0]; i++) {
+        if (strcmp(it->kind, need[i][0]))
+            continue;
+        for (int j = 1; j < 3 && need[i][j]; j++)
+            if (prog_ok(need[i][j], why, sizeof why) < 0) {
+                set_err(err, errlen, "%s; install it (a %s resource runs it)", why, it->kind);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 /* --- the table ----------------------------------------------------------------------- */
 
 static const struct res_kind k_ipaddr = {"ipaddr", ip_validate, ip_start,

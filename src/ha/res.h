@@ -56,6 +56,12 @@ struct res {
 };
 
 int res_validate(const struct ha_item *it, char *err, size_t errlen);
+/* The programs the resource runs can be run: an exec script exists and is
+ * executable, an LSB service has its /etc/init.d script, ip / mount are on
+ * PATH.  Checked when a configuration is loaded to be used (check-config,
+ * run, reload), not by the parser, so that a file can be read on another
+ * machine.  0, or -1 with what is missing and what to do. */
+int res_check_programs(const struct ha_item *it, char *err, size_t errlen);
 int res_init(struct res *r, const struct ha_item *it, char *err, size_t errlen);
 int res_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen);
 int res_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen);
