@@ -481,13 +481,14 @@ static void step(struct ha_daemon *d)
     in.lease_valid = d->lv.held && now + d->conf.lease_margin_ms < d->lv.deadline_ms;
     in.lease_epoch = d->lv.epoch;
     enum ha_work_job done = d->job_result;
-    int done_arg = d->job_result_arg, done_ok = d->job_result_ok;
+    int done_arg = d->job_result_arg, done_ok = d->job_result_ok, done_up = d->job_result_up;
     d->job_result = WJ_NONE;
     pthread_mutex_unlock(&d->mu);
 
     if (done == WJ_START || done == WJ_STOP) {
         in.job_done = done == WJ_START ? HA_JOB_START : HA_JOB_STOP;
         in.job_ok = done_ok;
+        in.job_left_up = done_up;
     } else if (done == WJ_CHECK) {
         struct check *c = &d->checks[done_arg];
         if (d->sm.state == HA_ACTIVE) {

@@ -31,6 +31,7 @@ static int run_quiet(struct res *r, char *const argv[], struct buf *out, char *e
     struct buf local = {0};
     struct buf *o = out ? out : &local;
     int st = run_cmd(argv, NULL, r->timeout_ms, o, err, errlen);
+    r->last_exit = st;
     if (st > 0) {
         char line[160];
         set_err(err, errlen, "%s exited %d: %s", argv[0], st, run_last_line(o, line, sizeof line));
@@ -694,6 +695,7 @@ int res_init(struct res *r, const struct ha_item *it, char *err, size_t errlen)
     if (t)
         ha_parse_ms(t, &r->timeout_ms);
     r->state = RES_UNKNOWN;
+    r->last_exit = -1;
     return 0;
 }
 
@@ -711,21 +713,31 @@ int res_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen
     int s = r->kind->status(r, ctx, why, sizeof why);
     if (s == 1) {
         r->state = RES_RUNNING;
+        r->may_run = 1;
         snprintf(r->last, sizeof r->last, "already running");
         return 0;
     }
     r->starts++;
+    r->last_exit = -1;
     if (r->kind->start(r, ctx, err, errlen) < 0) {
         r->state = RES_FAILED;
         snprintf(r->last, sizeof r->last, "start failed: %s", err);
+        /* The agent said it failed (an exit code): taken at its word, unless
+         * status says it runs.  Killed, timed out or a failed cloud call:
+         * it may have got half-way, unless status says it is stopped. */
+        int said = r->last_exit > 0;
+        s = r->kind->status(r, ctx, why, sizeof why);
+        r->may_run = s == 1 || (s < 0 && !said);
         return -1;
     }
+    r->may_run = 1;
     /* A start is only good once status agrees (for kinds that can tell):
      * many init scripts exit 0 whatever happened. */
     if (r->kind->status(r, ctx, why, sizeof why) == 0) {
         set_err(err, errlen, "resource %s: started, but status says it is not running",
                 r->item->name);
         r->state = RES_FAILED;
+        r->may_run = 0;
         snprintf(r->last, sizeof r->last, "%s", err);
         return -1;
     }
@@ -740,13 +752,17 @@ int res_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
     int s = r->kind->status(r, ctx, why, sizeof why);
     if (s == 0) {
         r->state = RES_STOPPED;
+        r->may_run = 0;
         snprintf(r->last, sizeof r->last, "stopped");
         return 0;
     }
+    if (s == 1)
+        r->may_run = 1;
     r->stops++;
     if (r->kind->stop(r, ctx, err, errlen) < 0) {
         r->state = RES_FAILED;
-        snprintf(r->last, sizeof r->last, "stop failed: %s", err);
+        snprintf(r->last, sizeof r->last, "stop failed: %s%s", err,
+                 r->may_run ? "" : " (it never started)");
         return -1;
     }
     /* A stop is only good once status agrees (for kinds that can tell). */
@@ -754,9 +770,11 @@ int res_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
     if (s == 1) {
         set_err(err, errlen, "resource %s: stopped, but status says it still runs", r->item->name);
         r->state = RES_FAILED;
+        r->may_run = 1;
         snprintf(r->last, sizeof r->last, "%s", err);
         return -1;
     }
+    r->may_run = 0;
     r->state = RES_STOPPED;
     snprintf(r->last, sizeof r->last, "stopped");
     return 0;

@@ -52,6 +52,13 @@ struct res {
     enum res_state state;
     char last[200]; /* last error or what happened */
     unsigned starts, stops;
+    /* The resource may be running: status said so, or a start did not end
+     * in the agent's own failure (an exit code other than 0).  Cleared when
+     * status says stopped, a stop succeeded, or a start failed by the
+     * agent's word.  After a failed stop it says whether anything of this
+     * node can still be up (the failed state keeps the lease only then). */
+    int may_run;
+    int last_exit; /* exit code of the last helper program, -1: none, killed, timed out */
     char cache[64]; /* kind-specific, e.g. the EC2 instance id */
 };
 
