@@ -145,8 +145,8 @@ printf 'auth 1\n1 sha1 foobarbaz\n' >"$dir/ha.d/authkeys"
 test_expect_success 'import converts the seed set-up into a configuration that loads' '
     "$BUOY" ha import --ha-cf "$dir/ha.d/ha.cf" --haresources "$dir/ha.d/haresources" \
         --authkeys "$dir/ha.d/authkeys" --node server2 --key-out "$dir/imported.key" \
-        --lease-store "$dir/store" >"$dir/imported.conf" &&
-    cat "$dir/imported.conf" &&
+        --lease-store "$dir/store" >"$dir/imported.conf" 2>"$dir/import.err" &&
+    cat "$dir/imported.conf" "$dir/import.err" &&
     grep -qx "node server2" "$dir/imported.conf" &&
     grep -qx "peer server1 10.0.0.1" "$dir/imported.conf" &&
     grep -qx "keepalive 1" "$dir/imported.conf" &&
@@ -155,6 +155,11 @@ test_expect_success 'import converts the seed set-up into a configuration that l
     grep -qx "auto_failback on" "$dir/imported.conf" &&
     grep -q "^resource elastic-ip exec /etc/init.d/elastic-ip status=none$" "$dir/imported.conf" &&
     test "$(cat "$dir/imported.key")" = foobarbaz &&
+    test "$(wc -l <"$dir/import.err")" = 2 &&
+    grep -qx "buoy: ha import: warning: $dir/ha.d/ha.cf: .logfacility daemon. not converted: buoy ha logs to standard error .*" "$dir/import.err" &&
+    grep -qx "# logfacility daemon: not converted; buoy ha logs to standard error (the journal under systemd)" "$dir/imported.conf" &&
+    grep -qx "buoy: ha import: warning: resource elastic-ip: no script /etc/ha.d/resource.d/elastic-ip or /etc/init.d/elastic-ip on this machine; install the resource script as /etc/init.d/elastic-ip .*" "$dir/import.err" &&
+    grep -qx "# /etc/init.d/elastic-ip does not exist yet: install the resource script there" "$dir/imported.conf" &&
     test "$(stat -c %a "$dir/imported.key")" = 600 &&
     test_expect_code 1 "$BUOY" ha check-config -c "$dir/imported.conf" 2>"$dir/err" &&
     grep -q "resource elastic-ip (line [0-9]*): /etc/init.d/elastic-ip does not exist" "$dir/err" &&
@@ -180,7 +185,18 @@ test_expect_success 'import maps IPaddr and Filesystem, and refuses what it cann
     grep -q "bcast is not supported; buoy heartbeats are unicast" "$dir/err" &&
     test_expect_code 1 "$BUOY" ha import --ha-cf "$dir/ha.d/ha.cf" --haresources "$dir/ha.d/haresources" \
         --authkeys "$dir/ha.d/authkeys" --node server1 --key-out "$dir/k4" 2>"$dir/err" &&
-    grep -q "give --lease-store URL" "$dir/err"
+    grep -qx "buoy: ha import: Heartbeat has no lease; give --lease-store URL (a store both nodes reach)" "$dir/err"
+'
+
+test_expect_success 'import creates the key file.s missing directory, mode 0700' '
+    "$BUOY" ha import --ha-cf "$dir/ha.d/ha.cf" --haresources "$dir/ha.d/haresources" \
+        --authkeys "$dir/ha.d/authkeys" --node server1 --key-out "$dir/etc/buoy/ha.key" \
+        --lease-store "$dir/store" >"$dir/i5.conf" 2>/dev/null &&
+    test "$(stat -c %a "$dir/etc/buoy")" = 700 &&
+    test "$(stat -c %a "$dir/etc")" = 700 &&
+    test "$(stat -c %a "$dir/etc/buoy/ha.key")" = 600 &&
+    test "$(cat "$dir/etc/buoy/ha.key")" = foobarbaz &&
+    grep -qx "authkey $dir/etc/buoy/ha.key" "$dir/i5.conf"
 '
 
 test_done

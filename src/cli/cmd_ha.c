@@ -165,15 +165,23 @@ static int do_import(struct cli_opts *o, int argc, char **argv)
         .key_out = o->key_out ? o->key_out : "/etc/buoy/ha.key",
         .lease_store = o->lease_store,
     };
-    struct buf out = {0};
+    struct buf out = {0}, warn = {0};
     char err[1024];
-    if (ha_import(&io, &out, err, sizeof err) < 0) {
-        buf_free(&out);
-        return cli_error("ha import: %s", err);
+    int rc = EXIT_OK;
+    if (ha_import(&io, &out, &warn, err, sizeof err) < 0)
+        rc = cli_error("ha import: %s", err);
+    else
+        fputs(out.p, stdout);
+    /* one warning a line, after the configuration (or the error) */
+    for (const char *line = warn.p; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        fprintf(stderr, "buoy: ha import: warning: %.*s\n", (int)len, line);
+        line += len + (nl ? 1 : 0);
     }
-    fputs(out.p, stdout);
     buf_free(&out);
-    return EXIT_OK;
+    buf_free(&warn);
+    return rc;
 }
 
 static const struct cli_cmd verbs[] = {
