@@ -199,4 +199,18 @@ test_expect_success 'import creates the key file.s missing directory, mode 0700'
     grep -qx "authkey $dir/etc/buoy/ha.key" "$dir/i5.conf"
 '
 
+test_expect_success 'contrib/buoy-ha.service runs buoy ha run from /usr/local/bin, and systemd accepts it' '
+    grep -qx "ExecStart=/usr/local/bin/buoy ha run -c /etc/buoy/ha.conf" contrib/buoy-ha.service &&
+    grep -qx "ExecStartPre=/usr/local/bin/buoy ha check-config -c /etc/buoy/ha.conf" contrib/buoy-ha.service &&
+    grep -qx "KillMode=mixed" contrib/buoy-ha.service &&
+    if command -v systemd-analyze >/dev/null; then
+        mkdir -p "$dir/unit" &&
+        sed "s|/usr/local/bin/buoy|$BUOY|" contrib/buoy-ha.service >"$dir/unit/buoy-ha.service" &&
+        systemd-analyze verify --man=no "$dir/unit/buoy-ha.service" >"$dir/verify" 2>&1 &&
+        test ! -s "$dir/verify" || { cat "$dir/verify"; return 1; }
+    else
+        say "no systemd-analyze: the unit is not verified"
+    fi
+'
+
 test_done

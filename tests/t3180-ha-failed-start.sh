@@ -13,7 +13,8 @@
 #      node goes failed and keeps the lease, so the other node does not start
 #      on top of it; once the service is stopped by hand, buoy ha clear
 #      releases the lease and the other node takes over.
-# Takeover times go to the log, never into an assertion.
+# buoy ha status --json is checked on both nodes on the way.  Takeover times
+# go to the log, never into an assertion.
 . tests/lib/test-lib.sh
 . tests/lib/ha-lib.sh
 
@@ -41,6 +42,7 @@ preferred n1
 failover_hold 2
 resource vip ipaddr $HA_VIP/24 dev=eth0
 resource web exec $flaky n$k $HA_DIR status=none
+check up command "test -d $HA_DIR" interval=300ms
 EOF
 done
 
@@ -66,6 +68,39 @@ test_expect_success 'the other node becomes active and serves' '
     test "$(ha_in client curl -s --max-time 2 http://$HA_VIP:8080/)" = n2
 '
 say "$(cat "$HA_DIR/takeover" 2>/dev/null) (from daemon start; initdead 3000 ms, deadtime 2000 ms, lease_time 1500 ms)"
+
+# json_check K EXPR...: node K's buoy ha status --json is valid JSON (json.tool)
+# and every Python EXPR over it (as s) is true.
+json_check() {
+    local k=$1
+    shift
+    "$BUOY" ha status --json --socket "$HA_DIR/n$k.sock" >"$HA_DIR/status$k.json" &&
+        "$PYTHON" -m json.tool "$HA_DIR/status$k.json" >/dev/null &&
+        "$PYTHON" - "$HA_DIR/status$k.json" "$@" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+bad = [e for e in sys.argv[2:] if not eval(e, {"s": s})]
+for e in bad:
+    print("not true: " + e)
+if bad:
+    print(json.dumps(s, indent=1))
+sys.exit(1 if bad else 0)
+PY
+}
+
+test_expect_success 'buoy ha status --json: nodes, state, lease, resources, checks as JSON' '
+    json_check 2 "s[\"node\"][\"name\"] == \"n2\" and s[\"node\"][\"state\"] == \"active\"" \
+        "s[\"lease\"][\"holder\"] == \"n2\" and s[\"lease\"][\"state\"] == \"held\"" \
+        "s[\"lease\"][\"ours\"] is True and s[\"lease\"][\"epoch\"] == 2 and s[\"lease\"][\"left_ms\"] > 0" \
+        "[p[\"name\"] for p in s[\"peers\"]] == [\"n1\"] and s[\"peers\"][0][\"state\"] == \"failed\"" \
+        "s[\"peers\"][0][\"alive\"] is True and s[\"peers\"][0][\"addr\"] == \"10.50.0.1\"" \
+        "[(r[\"name\"], r[\"state\"], r[\"may_run\"]) for r in s[\"resources\"]] == [(\"vip\", \"running\", True), (\"web\", \"running\", True)]" \
+        "[(c[\"name\"], c[\"kind\"], c[\"state\"]) for c in s[\"checks\"]] == [(\"up\", \"command\", \"up\")]" \
+        "s[\"packets\"][\"sent\"] > 0 and s[\"packets\"][\"accepted\"] > 0 and s[\"packets\"][\"mac\"] == 0" &&
+    json_check 1 "s[\"node\"][\"state\"] == \"failed\" and s[\"checks\"][0][\"state\"] == \"idle\"" \
+        "s[\"lease\"][\"ours\"] is False and s[\"lease\"][\"holder\"] == \"n2\"" \
+        "[(r[\"name\"], r[\"state\"], r[\"may_run\"]) for r in s[\"resources\"]] == [(\"vip\", \"stopped\", False), (\"web\", \"failed\", False)]"
+'
 
 test_expect_success 'the failed node stays failed, never claims, until buoy ha clear' '
     sleep 3 &&

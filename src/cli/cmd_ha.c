@@ -1,4 +1,4 @@
-/* cmd_ha.c - "buoy ha run|status|standby|takeover|online|clear|reload|
+/* cmd_ha.c - "buoy ha run|status [--json]|standby|takeover|online|clear|reload|
  * check-config|keys|import": the failover daemon and its controls.
  *
  * run starts the daemon in the foreground (src/ha/ha_daemon.c); the control
@@ -25,6 +25,7 @@
 
 static const char *const run_opts[] = {"help", "verbose", "log-level", "config", NULL};
 static const char *const ctl_opts[] = {"help", "config", "socket", NULL};
+static const char *const status_opts[] = {"help", "config", "socket", "json", NULL};
 static const char *const conf_opts[] = {"help", "config", NULL};
 static const char *const keys_opts[] = {"help", NULL};
 static const char *const import_opts[] = {"help",    "ha-cf",       "haresources", "authkeys",
@@ -38,7 +39,8 @@ static int do_run(struct cli_opts *o, int argc, char **argv)
     return ha_daemon_run(o->ha_config ? o->ha_config : DEFAULT_CONF, n > 0 ? self : "buoy");
 }
 
-static int control(struct cli_opts *o, const char *verb)
+/* Sends cmd (the verb, or status-json) to the daemon; messages name verb. */
+static int control_cmd(struct cli_opts *o, const char *verb, const char *cmd)
 {
     char err[1024];
     const char *path = o->socket_path;
@@ -67,7 +69,7 @@ static int control(struct cli_opts *o, const char *verb)
     struct timeval tv = {.tv_sec = 10};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char line[64];
-    snprintf(line, sizeof line, "%s\n", verb);
+    snprintf(line, sizeof line, "%s\n", cmd);
     if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
         cli_error("ha %s: %s: %s", verb, path, strerror(errno));
         goto out;
@@ -104,9 +106,14 @@ out:
     return rc;
 }
 
+static int control(struct cli_opts *o, const char *verb)
+{
+    return control_cmd(o, verb, verb);
+}
+
 static int do_status(struct cli_opts *o, int argc, char **argv)
 {
-    return control(o, "status");
+    return control_cmd(o, "status", o->json ? "status-json" : "status");
 }
 static int do_standby(struct cli_opts *o, int argc, char **argv)
 {
@@ -186,8 +193,8 @@ static int do_import(struct cli_opts *o, int argc, char **argv)
 
 static const struct cli_cmd verbs[] = {
     {"run", "", "run the failover daemon in the foreground", run_opts, 0, 0, do_run},
-    {"status", "", "show nodes, lease, resources, checks and packet counts", ctl_opts, 0, 0,
-     do_status},
+    {"status", "", "show nodes, lease, resources, checks and packet counts (--json: as JSON)",
+     status_opts, 0, 0, do_status},
     {"standby", "", "give the resources up and stay standby (until online or takeover)", ctl_opts,
      0, 0, do_standby},
     {"takeover", "", "ask the active node to hand the resources to this one", ctl_opts, 0, 0,

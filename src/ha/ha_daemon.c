@@ -8,7 +8,8 @@
  *
  * Control protocol: a client connects to the unix socket (mode 0600; peers
  * other than root are refused by SO_PEERCRED), writes one line (status,
- * standby, takeover, online, clear, reload) and reads the answer until EOF.
+ * standby, takeover, online, clear, reload; status-json for status --json)
+ * and reads the answer until EOF.
  * Answers start with "ok" or "error: ...". */
 #include "ha_daemon.h"
 #include "util/clock.h"
@@ -393,6 +394,9 @@ static void control(struct ha_daemon *d)
     if (strcmp(line, "status") == 0) {
         buf_puts(&o, "ok\n");
         status(d, &o);
+    } else if (strcmp(line, "status-json") == 0) {
+        buf_puts(&o, "ok\n");
+        ha_status_json(d, &o);
     } else if (strcmp(line, "standby") == 0) {
         d->pending_cmd = HA_CMD_STANDBY;
         buf_printf(&o, "ok: %s goes to standby and stays there until buoy ha online or takeover\n",
@@ -423,8 +427,8 @@ static void control(struct ha_daemon *d)
             buf_puts(&o, "ok: reloaded\n");
     } else
         buf_printf(&o,
-                   "error: unknown command '%.40s'; use status, standby, takeover, online, "
-                   "clear or reload\n",
+                   "error: unknown command '%.40s'; use status, status-json, standby, "
+                   "takeover, online, clear or reload\n",
                    line);
 reply:;
     size_t off = 0;

@@ -95,5 +95,7 @@ void *ha_work_main(void *arg);
 /* For res_ctx: renew the lease now and say whether it is still ours. */
 int ha_lease_confirm(void *daemon, char *err, size_t errlen);
 void ha_wake(struct ha_daemon *d);
+/* The status as one JSON object (ha_status.c; main thread only). */
+void ha_status_json(struct ha_daemon *d, struct buf *out);
 
 #endif
