@@ -52,10 +52,10 @@ test_expect_success 'the preferred node cannot start its service: it goes failed
     ha_start 1 && ha_start 2 &&
     ha_wait_state 1 failed 60 &&
     ha_wait_status 1 20 "^lease ha/lease holder .* ours no" &&
-    grep -q "reason \"a stop failed, but no resource started: lease released for a peer" \
+    grep -q "reason \"a stop failed, but nothing can be running (every resource stopped or had not started): lease released for a peer" \
         "$HA_DIR/status1" &&
     grep -q "^resource vip kind ipaddr state stopped" "$HA_DIR/status1" &&
-    grep -q "^resource web kind exec state failed .* last \"stop failed: .*(it never started)\"" \
+    grep -q "^resource web kind exec state failed .* last \"stop failed: .*(it had not started)\"" \
         "$HA_DIR/status1"
 '
 

@@ -177,8 +177,8 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
             sm->resources_up = 0;
             out->release_lease = in->lease_valid;
             go(sm, HA_FAILED, now,
-               "a stop failed, but no resource started: lease released for a peer; fix the "
-               "resource, then buoy ha clear");
+               "a stop failed, but nothing can be running (every resource stopped or had not "
+               "started): lease released for a peer; fix the resource, then buoy ha clear");
         }
     }
 

@@ -762,7 +762,7 @@ int res_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
     if (r->kind->stop(r, ctx, err, errlen) < 0) {
         r->state = RES_FAILED;
         snprintf(r->last, sizeof r->last, "stop failed: %s%s", err,
-                 r->may_run ? "" : " (it never started)");
+                 r->may_run ? "" : " (it had not started)");
         return -1;
     }
     /* A stop is only good once status agrees (for kinds that can tell). */
