@@ -10,6 +10,8 @@
 dir=$(mk_tmpdir)
 printf 'a-shared-secret-of-some-length\n' >"$dir/key"
 chmod 600 "$dir/key"
+printf '#!/bin/sh\necho "I have"\n' >"$dir/elastic-ip"
+chmod 755 "$dir/elastic-ip"
 cat >"$dir/good.conf" <<EOF
 node alpha
 peer beta 10.0.0.2
@@ -18,7 +20,7 @@ deadtime 10
 authkey $dir/key
 lease_store $dir/store
 resource vip ipaddr 10.0.0.100/24 dev=eth0
-resource eip exec /etc/init.d/elastic-ip running="I have"
+resource eip exec $dir/elastic-ip running="I have"
 check web http http://10.0.0.100/ body=ok
 EOF
 
@@ -77,6 +79,26 @@ test_expect_success 'inconsistent or wrong settings are refused with one line' '
     bad nolease "/^lease_store/d" "no lease_store; add: lease_store URL"
 '
 
+test_expect_success 'a resource script that is missing or not executable is refused at load' '
+    bad noscript "s|exec $dir/elastic-ip|exec $dir/no-such-script|" \
+        "resource eip (line 8): $dir/no-such-script does not exist; install the resource script there" &&
+    cp "$dir/elastic-ip" "$dir/noexec" && chmod 644 "$dir/noexec" &&
+    bad noexec "s|exec $dir/elastic-ip|exec $dir/noexec|" \
+        "resource eip (line 8): $dir/noexec is not executable (chmod +x $dir/noexec)" &&
+    bad noprog "s|exec $dir/elastic-ip|exec no-such-program-here|" \
+        "resource eip (line 8): no program no-such-program-here on PATH" &&
+    bad nolsb "s|^resource eip .*|resource svc service no-such-service init=lsb|" \
+        "resource svc (line 8): /etc/init.d/no-such-service does not exist; install the service.s init script"
+'
+
+test_expect_success 'buoy ha run refuses a missing resource script before it takes any lease' '
+    sed "s|exec $dir/elastic-ip|exec $dir/no-such-script|" "$dir/good.conf" >"$dir/run.conf" &&
+    echo "control $dir/run.sock" >>"$dir/run.conf" &&
+    test_expect_code 1 "$BUOY" ha run -c "$dir/run.conf" 2>"$dir/run.err" &&
+    grep -q "resource eip (line 8): $dir/no-such-script does not exist" "$dir/run.err" &&
+    test ! -e "$dir/store/ha/lease"
+'
+
 test_expect_success 'a key file readable by others is refused' '
     cp "$dir/key" "$dir/key644" && chmod 644 "$dir/key644" &&
     bad mode "s|^authkey .*|authkey $dir/key644|" "has mode 0644; run chmod 600"
@@ -123,8 +145,8 @@ printf 'auth 1\n1 sha1 foobarbaz\n' >"$dir/ha.d/authkeys"
 test_expect_success 'import converts the seed set-up into a configuration that loads' '
     "$BUOY" ha import --ha-cf "$dir/ha.d/ha.cf" --haresources "$dir/ha.d/haresources" \
         --authkeys "$dir/ha.d/authkeys" --node server2 --key-out "$dir/imported.key" \
-        --lease-store "$dir/store" >"$dir/imported.conf" &&
-    cat "$dir/imported.conf" &&
+        --lease-store "$dir/store" >"$dir/imported.conf" 2>"$dir/import.err" &&
+    cat "$dir/imported.conf" "$dir/import.err" &&
     grep -qx "node server2" "$dir/imported.conf" &&
     grep -qx "peer server1 10.0.0.1" "$dir/imported.conf" &&
     grep -qx "keepalive 1" "$dir/imported.conf" &&
@@ -133,8 +155,16 @@ test_expect_success 'import converts the seed set-up into a configuration that l
     grep -qx "auto_failback on" "$dir/imported.conf" &&
     grep -q "^resource elastic-ip exec /etc/init.d/elastic-ip status=none$" "$dir/imported.conf" &&
     test "$(cat "$dir/imported.key")" = foobarbaz &&
+    test "$(wc -l <"$dir/import.err")" = 2 &&
+    grep -qx "buoy: ha import: warning: $dir/ha.d/ha.cf: .logfacility daemon. not converted: buoy ha logs to standard error .*" "$dir/import.err" &&
+    grep -qx "# logfacility daemon: not converted; buoy ha logs to standard error (the journal under systemd)" "$dir/imported.conf" &&
+    grep -qx "buoy: ha import: warning: resource elastic-ip: no script /etc/ha.d/resource.d/elastic-ip or /etc/init.d/elastic-ip on this machine; install the resource script as /etc/init.d/elastic-ip .*" "$dir/import.err" &&
+    grep -qx "# /etc/init.d/elastic-ip does not exist yet: install the resource script there" "$dir/imported.conf" &&
     test "$(stat -c %a "$dir/imported.key")" = 600 &&
-    "$BUOY" ha check-config -c "$dir/imported.conf" >"$dir/out" &&
+    test_expect_code 1 "$BUOY" ha check-config -c "$dir/imported.conf" 2>"$dir/err" &&
+    grep -q "resource elastic-ip (line [0-9]*): /etc/init.d/elastic-ip does not exist" "$dir/err" &&
+    sed "s|/etc/init.d/elastic-ip|$dir/elastic-ip|" "$dir/imported.conf" >"$dir/imported2.conf" &&
+    "$BUOY" ha check-config -c "$dir/imported2.conf" >"$dir/out" &&
     grep -q "node server2, 1 peer(s), 1 resource(s)" "$dir/out"
 '
 
@@ -147,14 +177,40 @@ test_expect_success 'import maps IPaddr and Filesystem, and refuses what it cann
     grep -q "^resource ip1 ipaddr 10.0.0.100/24 dev=eth0$" "$dir/i2.conf" &&
     grep -q "^resource fs2 fsmount /dev/sdb1 /data type=ext4$" "$dir/i2.conf" &&
     grep -qx "peer server2 10.0.0.2" "$dir/i2.conf" &&
-    "$BUOY" ha check-config -c "$dir/i2.conf" >/dev/null &&
+    sed "s|/etc/init.d/elastic-ip|$dir/elastic-ip|" "$dir/i2.conf" >"$dir/i2b.conf" &&
+    "$BUOY" ha check-config -c "$dir/i2b.conf" >/dev/null &&
     sed "s/^ucast.*//" "$dir/ha.d/ha.cf" >"$dir/ha.d/bcast.cf" && echo "bcast eth0" >>"$dir/ha.d/bcast.cf" &&
     test_expect_code 1 "$BUOY" ha import --ha-cf "$dir/ha.d/bcast.cf" --haresources "$dir/ha.d/haresources" \
         --authkeys "$dir/ha.d/authkeys" --node server1 --key-out "$dir/k3" --lease-store "$dir/store" 2>"$dir/err" &&
     grep -q "bcast is not supported; buoy heartbeats are unicast" "$dir/err" &&
     test_expect_code 1 "$BUOY" ha import --ha-cf "$dir/ha.d/ha.cf" --haresources "$dir/ha.d/haresources" \
         --authkeys "$dir/ha.d/authkeys" --node server1 --key-out "$dir/k4" 2>"$dir/err" &&
-    grep -q "give --lease-store URL" "$dir/err"
+    grep -qx "buoy: ha import: Heartbeat has no lease; give --lease-store URL (a store both nodes reach)" "$dir/err"
+'
+
+test_expect_success 'import creates the key file.s missing directory, mode 0700' '
+    "$BUOY" ha import --ha-cf "$dir/ha.d/ha.cf" --haresources "$dir/ha.d/haresources" \
+        --authkeys "$dir/ha.d/authkeys" --node server1 --key-out "$dir/etc/buoy/ha.key" \
+        --lease-store "$dir/store" >"$dir/i5.conf" 2>/dev/null &&
+    test "$(stat -c %a "$dir/etc/buoy")" = 700 &&
+    test "$(stat -c %a "$dir/etc")" = 700 &&
+    test "$(stat -c %a "$dir/etc/buoy/ha.key")" = 600 &&
+    test "$(cat "$dir/etc/buoy/ha.key")" = foobarbaz &&
+    grep -qx "authkey $dir/etc/buoy/ha.key" "$dir/i5.conf"
+'
+
+test_expect_success 'contrib/buoy-ha.service runs buoy ha run from /usr/local/bin, and systemd accepts it' '
+    grep -qx "ExecStart=/usr/local/bin/buoy ha run -c /etc/buoy/ha.conf" contrib/buoy-ha.service &&
+    grep -qx "ExecStartPre=/usr/local/bin/buoy ha check-config -c /etc/buoy/ha.conf" contrib/buoy-ha.service &&
+    grep -qx "KillMode=mixed" contrib/buoy-ha.service &&
+    if command -v systemd-analyze >/dev/null; then
+        mkdir -p "$dir/unit" &&
+        sed "s|/usr/local/bin/buoy|$BUOY|" contrib/buoy-ha.service >"$dir/unit/buoy-ha.service" &&
+        systemd-analyze verify --man=no "$dir/unit/buoy-ha.service" >"$dir/verify" 2>&1 &&
+        test ! -s "$dir/verify" || { cat "$dir/verify"; return 1; }
+    else
+        say "no systemd-analyze: the unit is not verified"
+    fi
 '
 
 test_done

@@ -1,4 +1,4 @@
-/* cmd_ha.c - "buoy ha run|status|standby|takeover|online|clear|reload|
+/* cmd_ha.c - "buoy ha run|status [--json]|standby|takeover|online|clear|reload|
  * check-config|keys|import": the failover daemon and its controls.
  *
  * run starts the daemon in the foreground (src/ha/ha_daemon.c); the control
@@ -26,6 +26,7 @@
 static const char *const run_opts[] = {"help",     "verbose", "log-level",       "config",
                                        "log-file", "syslog",  "syslog-facility", NULL};
 static const char *const ctl_opts[] = {"help", "config", "socket", NULL};
+static const char *const status_opts[] = {"help", "config", "socket", "json", NULL};
 static const char *const conf_opts[] = {"help", "config", NULL};
 static const char *const keys_opts[] = {"help", NULL};
 static const char *const import_opts[] = {"help",    "ha-cf",       "haresources", "authkeys",
@@ -46,7 +47,8 @@ static int do_run(struct cli_opts *o, int argc, char **argv)
     return ha_daemon_run(o->ha_config ? o->ha_config : DEFAULT_CONF, n > 0 ? self : "buoy");
 }
 
-static int control(struct cli_opts *o, const char *verb)
+/* Sends cmd (the verb, or status-json) to the daemon; messages name verb. */
+static int control_cmd(struct cli_opts *o, const char *verb, const char *cmd)
 {
     char err[1024];
     const char *path = o->socket_path;
@@ -75,7 +77,7 @@ static int control(struct cli_opts *o, const char *verb)
     struct timeval tv = {.tv_sec = 10};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char line[64];
-    snprintf(line, sizeof line, "%s\n", verb);
+    snprintf(line, sizeof line, "%s\n", cmd);
     if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
         cli_error("ha %s: %s: %s", verb, path, strerror(errno));
         goto out;
@@ -112,9 +114,14 @@ out:
     return rc;
 }
 
+static int control(struct cli_opts *o, const char *verb)
+{
+    return control_cmd(o, verb, verb);
+}
+
 static int do_status(struct cli_opts *o, int argc, char **argv)
 {
-    return control(o, "status");
+    return control_cmd(o, "status", o->json ? "status-json" : "status");
 }
 static int do_standby(struct cli_opts *o, int argc, char **argv)
 {
@@ -142,7 +149,8 @@ static int do_check_config(struct cli_opts *o, int argc, char **argv)
     struct ha_conf c;
     char err[1024];
     const char *cf = o->ha_config ? o->ha_config : DEFAULT_CONF;
-    if (ha_conf_load(&c, cf, err, sizeof err) < 0) {
+    if (ha_conf_load(&c, cf, err, sizeof err) < 0 ||
+        ha_conf_check_programs(&c, err, sizeof err) < 0) {
         ha_conf_free(&c);
         return cli_error("%s", err);
     }
@@ -172,21 +180,29 @@ static int do_import(struct cli_opts *o, int argc, char **argv)
         .key_out = o->key_out ? o->key_out : "/etc/buoy/ha.key",
         .lease_store = o->lease_store,
     };
-    struct buf out = {0};
+    struct buf out = {0}, warn = {0};
     char err[1024];
-    if (ha_import(&io, &out, err, sizeof err) < 0) {
-        buf_free(&out);
-        return cli_error("ha import: %s", err);
+    int rc = EXIT_OK;
+    if (ha_import(&io, &out, &warn, err, sizeof err) < 0)
+        rc = cli_error("ha import: %s", err);
+    else
+        fputs(out.p, stdout);
+    /* one warning a line, after the configuration (or the error) */
+    for (const char *line = warn.p; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        fprintf(stderr, "buoy: ha import: warning: %.*s\n", (int)len, line);
+        line += len + (nl ? 1 : 0);
     }
-    fputs(out.p, stdout);
     buf_free(&out);
-    return EXIT_OK;
+    buf_free(&warn);
+    return rc;
 }
 
 static const struct cli_cmd verbs[] = {
     {"run", "", "run the failover daemon in the foreground", run_opts, 0, 0, do_run},
-    {"status", "", "show nodes, lease, resources, checks and packet counts", ctl_opts, 0, 0,
-     do_status},
+    {"status", "", "show nodes, lease, resources, checks and packet counts (--json: as JSON)",
+     status_opts, 0, 0, do_status},
     {"standby", "", "give the resources up and stay standby (until online or takeover)", ctl_opts,
      0, 0, do_standby},
     {"takeover", "", "ask the active node to hand the resources to this one", ctl_opts, 0, 0,

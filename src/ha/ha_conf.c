@@ -575,6 +575,19 @@ int ha_conf_finish(struct ha_conf *c, char *err, size_t errlen)
     return finish(c, 1, err, errlen);
 }
 
+int ha_conf_check_programs(const struct ha_conf *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->nres; i++) {
+        char why[768];
+        if (res_check_programs(&c->res[i], why, sizeof why) < 0) {
+            set_err(err, errlen, "%s: resource %s (line %d): %s", c->path, c->res[i].name,
+                    c->res[i].line, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int ha_conf_load(struct ha_conf *c, const char *path, char *err, size_t errlen)
 {
     ha_conf_init(c);

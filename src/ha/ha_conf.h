@@ -94,6 +94,10 @@ int ha_conf_load(struct ha_conf *c, const char *path, char *err, size_t errlen);
 int ha_conf_load_string(struct ha_conf *c, const char *text, const char *name,
                         const uint8_t *key_override, size_t keylen, char *err, size_t errlen);
 void ha_conf_free(struct ha_conf *c);
+/* Every resource's programs can be run (res_check_programs): for a
+ * configuration about to be used on this machine.  0, or -1 with
+ * "FILE: resource NAME (line N): what is missing; what to do". */
+int ha_conf_check_programs(const struct ha_conf *c, char *err, size_t errlen);
 
 /* Parses a duration ("2", "500ms", "1.5s", "2m") into ms; -1 if bad. */
 int ha_parse_ms(const char *s, uint64_t *out);

@@ -8,7 +8,8 @@
  *
  * Control protocol: a client connects to the unix socket (mode 0600; peers
  * other than root are refused by SO_PEERCRED), writes one line (status,
- * standby, takeover, online, clear, reload) and reads the answer until EOF.
+ * standby, takeover, online, clear, reload; status-json for status --json)
+ * and reads the answer until EOF.
  * Answers start with "ok" or "error: ...". */
 #include "ha_daemon.h"
 #include "util/clock.h"
@@ -306,7 +307,8 @@ static int same_str(const char *a, const char *b)
 static int reload(struct ha_daemon *d, char *err, size_t errlen)
 {
     struct ha_conf n;
-    if (ha_conf_load(&n, d->conf.path, err, errlen) < 0) {
+    if (ha_conf_load(&n, d->conf.path, err, errlen) < 0 ||
+        ha_conf_check_programs(&n, err, errlen) < 0) {
         ha_conf_free(&n);
         return -1;
     }
@@ -392,6 +394,9 @@ static void control(struct ha_daemon *d)
     if (strcmp(line, "status") == 0) {
         buf_puts(&o, "ok\n");
         status(d, &o);
+    } else if (strcmp(line, "status-json") == 0) {
+        buf_puts(&o, "ok\n");
+        ha_status_json(d, &o);
     } else if (strcmp(line, "standby") == 0) {
         d->pending_cmd = HA_CMD_STANDBY;
         buf_printf(&o, "ok: %s goes to standby and stays there until buoy ha online or takeover\n",
@@ -422,8 +427,8 @@ static void control(struct ha_daemon *d)
             buf_puts(&o, "ok: reloaded\n");
     } else
         buf_printf(&o,
-                   "error: unknown command '%.40s'; use status, standby, takeover, online, "
-                   "clear or reload\n",
+                   "error: unknown command '%.40s'; use status, status-json, standby, "
+                   "takeover, online, clear or reload\n",
                    line);
 reply:;
     size_t off = 0;
@@ -480,13 +485,14 @@ static void step(struct ha_daemon *d)
     in.lease_valid = d->lv.held && now + d->conf.lease_margin_ms < d->lv.deadline_ms;
     in.lease_epoch = d->lv.epoch;
     enum ha_work_job done = d->job_result;
-    int done_arg = d->job_result_arg, done_ok = d->job_result_ok;
+    int done_arg = d->job_result_arg, done_ok = d->job_result_ok, done_up = d->job_result_up;
     d->job_result = WJ_NONE;
     pthread_mutex_unlock(&d->mu);
 
     if (done == WJ_START || done == WJ_STOP) {
         in.job_done = done == WJ_START ? HA_JOB_START : HA_JOB_STOP;
         in.job_ok = done_ok;
+        in.job_left_up = done_up;
     } else if (done == WJ_CHECK) {
         struct check *c = &d->checks[done_arg];
         if (d->sm.state == HA_ACTIVE) {
@@ -619,7 +625,8 @@ int ha_daemon_run(const char *config_path, const char *buoy_path)
     memset(&d, 0, sizeof d);
     d.udp = d.ctl = d.sigfd = d.wake[0] = d.wake[1] = -1;
     d.buoy_path = buoy_path;
-    if (ha_conf_load(&d.conf, config_path, err, sizeof err) < 0) {
+    if (ha_conf_load(&d.conf, config_path, err, sizeof err) < 0 ||
+        ha_conf_check_programs(&d.conf, err, sizeof err) < 0) {
         fprintf(stderr, "buoy: %s\n", err);
         ha_conf_free(&d.conf);
         return 1;

@@ -79,6 +79,7 @@ struct ha_daemon {
     int job_running;
     enum ha_work_job job_result;
     int job_result_arg, job_result_ok;
+    int job_result_up; /* after a stop: some resource may still run (res.may_run) */
     struct res res[HA_MAX_ITEMS];
     struct check checks[HA_MAX_ITEMS];
     enum ha_job sm_pending; /* a start/stop the state machine asked for, not yet handed over */
@@ -94,5 +95,7 @@ void *ha_work_main(void *arg);
 /* For res_ctx: renew the lease now and say whether it is still ours. */
 int ha_lease_confirm(void *daemon, char *err, size_t errlen);
 void ha_wake(struct ha_daemon *d);
+/* The status as one JSON object (ha_status.c; main thread only). */
+void ha_status_json(struct ha_daemon *d, struct buf *out);
 
 #endif

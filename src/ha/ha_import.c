@@ -9,8 +9,13 @@
  * /etc/ha.d/resource.d/NAME or /etc/init.d/NAME with its ::arguments and
  * status=none (Heartbeat v1 scripts seldom have an honest status).  The
  * authkeys entry named by "auth N" becomes the key (its secret, for sha1, md5
- * or crc alike; buoy always uses HMAC-SHA256).  bcast/mcast, stonith and
- * anything else is refused or noted, never dropped silently. */
+ * or crc alike; buoy always uses HMAC-SHA256).  logfacility, logfile,
+ * debugfile and use_logd have no key (buoy ha logs to standard error, the
+ * journal under systemd): each becomes a comment and a warning.  A resource
+ * script found in neither place is written as /etc/init.d/NAME with a
+ * warning saying what to install there (check-config refuses the file
+ * until it exists).  bcast/mcast, stonith and anything else is refused,
+ * never dropped silently. */
 #include "ha_import.h"
 #include "ha_conf.h"
 #include "util/log.h"
@@ -18,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +94,8 @@ static int time_ok(const char *v)
     return ha_parse_ms(v, &ms) == 0;
 }
 
-static void resource(struct buf *o, const char *tok, int idx, char *err, size_t errlen, int *bad)
+static void resource(struct buf *o, struct buf *warns, const char *tok, int idx, char *err,
+                     size_t errlen, int *bad)
 {
     char *copy = xstrdup(tok), *p[10];
     int n = split2(copy, p, 10);
@@ -128,6 +135,14 @@ static void resource(struct buf *o, const char *tok, int idx, char *err, size_t 
             snprintf(path, sizeof path, "/etc/init.d/%s", p[0]);
         char name[HA_NAME_MAX];
         snprintf(name, sizeof name, "%.31s", p[0]);
+        if (stat(path, &st) != 0) {
+            buf_printf(warns,
+                       "resource %s: no script /etc/ha.d/resource.d/%s or %s on this machine; "
+                       "install the resource script as %s (it is run with start, stop and "
+                       "status) or edit the path, then run buoy ha check-config\n",
+                       name, p[0], path, path);
+            buf_printf(o, "# %s does not exist yet: install the resource script there\n", path);
+        }
         buf_printf(o, "resource %s exec %s", name, path);
         for (int i = 1; i < n; i++)
             buf_printf(o, " %s", p[i]);
@@ -136,7 +151,35 @@ static void resource(struct buf *o, const char *tok, int idx, char *err, size_t 
     free(copy);
 }
 
-int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t errlen)
+/* Creates the missing directories of path's parent, mode 0700 (a key lives
+ * there); existing ones are left as they are.  0 or -1 with errno. */
+static int make_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -1;
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    return 0;
+}
+
+int ha_import(const struct ha_import_opts *io, struct buf *o, struct buf *warns, char *err,
+              size_t errlen)
 {
     struct lines cf = {0}, hr = {0}, ak = {0};
     int ret = -1, bad = 0;
@@ -145,11 +188,13 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
     const char *keep = NULL, *dead = NULL, *warn = NULL, *init = NULL, *port = NULL, *afb = NULL;
     char self[HA_NAME_MAX];
     struct utsname un;
+    char logs[8][200];
+    int nlog = 0;
 
     if (!io->lease_store) {
         set_err(err, errlen,
-                "import: Heartbeat has no lease; give --lease-store URL (a store both "
-                "nodes reach)");
+                "Heartbeat has no lease; give --lease-store URL (a store both nodes "
+                "reach)");
         return -1;
     }
     if (io->node)
@@ -185,9 +230,18 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
         else if (strcmp(w[0], "auto_failback") == 0 && n == 2)
             afb = w[1];
         else if (strcmp(w[0], "logfacility") == 0 || strcmp(w[0], "logfile") == 0 ||
-                 strcmp(w[0], "debugfile") == 0 || strcmp(w[0], "use_logd") == 0)
-            ; /* buoy logs to stderr (journald) */
-        else if (strcmp(w[0], "bcast") == 0 || strcmp(w[0], "mcast") == 0) {
+                 strcmp(w[0], "debugfile") == 0 || strcmp(w[0], "use_logd") == 0) {
+            char what[200] = "";
+            for (int j = 0; j < n; j++)
+                snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", j ? " " : "",
+                         w[j]);
+            if (nlog < (int)(sizeof logs / sizeof logs[0]))
+                snprintf(logs[nlog++], sizeof logs[0], "%s", what);
+            buf_printf(warns,
+                       "%s: '%s' not converted: buoy ha logs to standard error (the journal "
+                       "under systemd); route it from there\n",
+                       io->ha_cf, what);
+        } else if (strcmp(w[0], "bcast") == 0 || strcmp(w[0], "mcast") == 0) {
             set_err(err, errlen,
                     "%s: %s is not supported; buoy heartbeats are unicast: use ucast "
                     "lines",
@@ -277,6 +331,11 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
 
     buf_printf(o, "# buoy-ha.conf converted by buoy ha import from %s, %s and %s\n", io->ha_cf,
                io->haresources, io->authkeys);
+    for (int i = 0; i < nlog; i++)
+        buf_printf(o,
+                   "# %s: not converted; buoy ha logs to standard error (the journal under "
+                   "systemd)\n",
+                   logs[i]);
     buf_printf(o, "node %s\n", self);
     int off = nucast == nnodes ? 0 : 1;
     for (int i = 0, k = 0; i < nnodes; i++) {
@@ -302,10 +361,15 @@ int ha_import(const struct ha_import_opts *io, struct buf *o, char *err, size_t 
     buf_printf(o, "authkey %s\n", io->key_out);
     buf_printf(o, "lease_store %s\n", io->lease_store);
     for (int i = 1; i < ng; i++)
-        resource(o, group[i], i, err, errlen, &bad);
+        resource(o, warns, group[i], i, err, errlen, &bad);
     if (bad)
         goto out;
 
+    if (make_parent(io->key_out) < 0) {
+        set_err(err, errlen, "cannot create the directory of %s: %s; create it (mode 0700) or "
+                "give --key-out FILE", io->key_out, strerror(errno));
+        goto out;
+    }
     int fd = open(io->key_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, key, strlen(key)) != (ssize_t)strlen(key) ||
         write(fd, "\n", 1) != 1 || fsync(fd) < 0) {

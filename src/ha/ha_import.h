@@ -14,8 +14,12 @@ struct ha_import_opts {
     const char *lease_store; /* required */
 };
 
-/* Appends the configuration to out and writes the key file.  0, or -1 with
- * a one-line err naming the file and what to do. */
-int ha_import(const struct ha_import_opts *io, struct buf *out, char *err, size_t errlen);
+/* Appends the configuration to out and writes the key file (creating its
+ * directory, mode 0700, when missing).  What was converted only in part or
+ * needs a hand (a log setting, a resource script that is not there) goes
+ * to warn, one line each, and as a comment into the configuration.  0, or
+ * -1 with a one-line err naming the file and what to do. */
+int ha_import(const struct ha_import_opts *io, struct buf *out, struct buf *warn, char *err,
+              size_t errlen);
 
 #endif

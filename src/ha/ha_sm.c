@@ -1,4 +1,4 @@
-/* ha_sm.c - the failover state machine (states, rules S1-S5: ha_sm.h). */
+/* ha_sm.c - the failover state machine (states, rules S1-S6: ha_sm.h). */
 #include "ha_sm.h"
 #include "hb.h"
 #include "util/log.h"
@@ -165,9 +165,20 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
                 out->release_lease = sm->release_after_stop && in->lease_valid;
                 go(sm, HA_STANDBY, now, "resources stopped");
             }
-        } else {
+        } else if (in->job_left_up) {
+            /* S6: something may still run; nobody must start on top of it */
+            sm->resources_up = 1;
             go(sm, HA_FAILED, now,
-               "a resource did not stop; clear with buoy ha clear once it is down");
+               "a resource that may be running did not stop: keeping the lease so that no "
+               "other node starts it; stop it by hand, then buoy ha clear");
+        } else {
+            /* S6: nothing can run (every resource stopped or never started):
+             * a healthy peer may take over at once */
+            sm->resources_up = 0;
+            out->release_lease = in->lease_valid;
+            go(sm, HA_FAILED, now,
+               "a stop failed, but nothing can be running (every resource stopped or had not "
+               "started): lease released for a peer; fix the resource, then buoy ha clear");
         }
     }
 
@@ -301,13 +312,16 @@ void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *o
         out->lease = in->lease_valid ? LM_HOLD : LM_WATCH;
         break;
     case HA_FAILED:
-        /* A resource may still be up: keep the lease, if we have it, so that
-         * nobody starts on top of it.  The operator clears the state. */
-        out->lease = LM_HOLD; /* renews if held, only watches if not */
+        /* S6: while a resource may still be up, keep the lease (if we have
+         * it) so that nobody starts on top of it; else let a peer have it.
+         * The operator clears the state. */
+        out->lease = sm->resources_up ? LM_HOLD : LM_WATCH; /* HOLD only watches if not held */
         break;
     }
     if (out->release_lease)
         out->lease = LM_WATCH;
+    sm->last_lease_mode = out->lease;
+    sm->last_released = out->release_lease;
 }
 
 const char *ha_sm_check(const struct ha_sm *sm)
@@ -327,6 +341,12 @@ const char *ha_sm_check(const struct ha_sm *sm)
         return "S5: claiming in manual standby";
     if (sm->state == HA_ACTIVE && sm->manual_standby)
         return "S5: active in manual standby";
+    if (sm->last_released && (sm->resources_up || sm->starting))
+        return "S4: lease released while a resource may be up";
+    if (sm->state == HA_FAILED && !sm->resources_up && sm->last_lease_mode == LM_HOLD)
+        return "S6: failed with no resource up, yet holding the lease";
+    if (sm->state == HA_FAILED && sm->resources_up && sm->last_lease_mode != LM_HOLD)
+        return "S6: failed with a resource that may be up, yet letting the lease go";
     return NULL;
 }
 

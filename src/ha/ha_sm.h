@@ -14,10 +14,9 @@
  *                fail over | a peer asks to take over | auto_failback to the
  *                preferred node | an active peer with a higher epoch)--> releasing
  *   releasing --(stop ok)--> standby          (releasing the lease if still held)
- *   releasing --(stop failed)--> failed
- *   failed    --(clear command)--> standby    (and nothing else leaves it; a
- *                failed node keeps renewing a lease it holds, so nobody
- *                starts on top of a resource that did not stop)
+ *   releasing --(stop failed)--> failed     (releasing the lease when no
+ *                resource can still run, rule S6)
+ *   failed    --(clear command)--> standby    (and nothing else leaves it)
  *
  * Rules (checked by ha_sm_assert() after every step):
  *   S1  resources are started only while the lease is valid: a start job is
@@ -28,9 +27,17 @@
  *   S2  in initialising and standby no resource is up or starting.
  *   S3  every start is followed by a stop before standby is reached; a stop
  *       that fails leads to failed, which only the clear command leaves.
- *   S4  the lease is released only after a stop succeeded.
+ *   S4  the lease is released only when no resource may run: after a stop
+ *       succeeded, after a failed stop that left nothing running (S6), when
+ *       nothing was started, or on the operator's clear.
  *   S5  a node with manual standby, a hold (flap damping, failover hold) or
  *       the failed state never claims.
+ *   S6  a failed node holds the lease only while a resource of it may still
+ *       run (a resource that was running, or whose start was cut short, did
+ *       not stop): then nobody may start on top of it.  When every resource
+ *       is stopped or never started (its start failed by the agent's own
+ *       exit code), the lease is released at once, so a healthy peer takes
+ *       over; the node stays failed (it never claims) until clear.
  *
  * should_claim: no live peer is active or releasing, and this node ranks
  * first among itself and the live peers initialising, in standby or acquiring that are not
@@ -70,6 +77,7 @@ struct ha_sm_in {
     uint64_t lease_epoch; /* ours when valid */
     enum ha_job job_done; /* a job finished this step (once) */
     int job_ok;
+    int job_left_up; /* a stop failed and a resource may still run (S6) */
     int check_failover; /* a check gave up on local restarts */
     enum ha_cmd cmd;
 };
@@ -98,6 +106,8 @@ struct ha_sm {
     uint64_t active_at[16]; /* when this node became active, a ring */
     uint32_t claims;
     int last_lease_valid;
+    enum ha_lease_mode last_lease_mode; /* what the last step asked for (S6) */
+    int last_released;                  /* the last step released the lease (S4) */
     char reason[160]; /* why the last transition happened */
 };
 
@@ -105,7 +115,7 @@ void ha_sm_init(struct ha_sm *sm, const struct ha_conf *c, uint64_t now);
 void ha_sm_step(struct ha_sm *sm, const struct ha_sm_in *in, struct ha_sm_out *out);
 /* The flags this node puts in its heartbeats. */
 uint8_t ha_sm_flags(const struct ha_sm *sm, uint64_t now);
-/* Checks rules S1-S5 on the current state; returns NULL or what is broken. */
+/* Checks rules S1-S6 on the current state; returns NULL or what is broken. */
 const char *ha_sm_check(const struct ha_sm *sm);
 /* ha_sm_check, and aborts with a log line when a rule is broken. */
 void ha_sm_assert(const struct ha_sm *sm);

@@ -7,7 +7,10 @@
  *            stopped, run_set_abort), and an ec2-eip start re-confirms it
  *            with a fresh renewal right before its call
  *   stop     every resource in reverse order; all are tried, and the job
- *            fails if any stop failed (the state machine then goes failed)
+ *            fails if any stop failed (the state machine then goes failed);
+ *            with the result goes whether any resource may still run
+ *            (res.may_run), which decides whether the failed node keeps
+ *            the lease (rule S6 of ha_sm.h)
  *   check    run check job_arg once
  *   restart  stop then start resource job_arg (-1: all of them) */
 #include "ha_daemon.h"
@@ -153,6 +156,9 @@ void *ha_work_main(void *arg)
         d->job_result = job;
         d->job_result_arg = a;
         d->job_result_ok = ok;
+        d->job_result_up = 0;
+        for (int i = 0; i < d->conf.nres; i++)
+            d->job_result_up |= d->res[i].may_run;
         d->job = WJ_NONE;
         d->job_running = 0;
         pthread_cond_broadcast(&d->cv);

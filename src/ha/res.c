@@ -31,6 +31,7 @@ static int run_quiet(struct res *r, char *const argv[], struct buf *out, char *e
     struct buf local = {0};
     struct buf *o = out ? out : &local;
     int st = run_cmd(argv, NULL, r->timeout_ms, o, err, errlen);
+    r->last_exit = st;
     if (st > 0) {
         char line[160];
         set_err(err, errlen, "%s exited %d: %s", argv[0], st, run_last_line(o, line, sizeof line));
@@ -555,6 +556,86 @@ out:
     return ret;
 }
 
+/* --- programs a resource needs, checked at load ------------------------------------------ */
+
+/* 0 when prog can be run: a path names an executable regular file, a bare
+ * name is found on PATH (as execvp would); else -1 with what is wrong. */
+static int prog_ok(const char *prog, char *why, size_t n)
+{
+    struct stat st;
+    if (strchr(prog, '/')) {
+        if (stat(prog, &st) < 0) {
+            set_err(why, n, "%s %s", prog,
+                    errno == ENOENT ? "does not exist" : strerror(errno));
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            set_err(why, n, "%s is not a regular file", prog);
+            return -1;
+        }
+        if (access(prog, X_OK) < 0) {
+            set_err(why, n, "%s is not executable (chmod +x %s)", prog, prog);
+            return -1;
+        }
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const char *p = path; *p;) {
+        size_t len = strcspn(p, ":");
+        char full[PATH_MAX];
+        if (len > 0 && (size_t)snprintf(full, sizeof full, "%.*s/%s", (int)len, p, prog) <
+                           sizeof full &&
+            stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+            return 0;
+        p += len;
+        if (*p == ':')
+            p++;
+    }
+    set_err(why, n, "no program %s on PATH (%s)", prog, path);
+    return -1;
+}
+
+int res_check_programs(const struct ha_item *it, char *err, size_t errlen)
+{
+    char why[PATH_MAX + 100];
+    if (strcmp(it->kind, "exec") == 0) {
+        if (prog_ok(it->args[0], why, sizeof why) == 0)
+            return 0;
+        set_err(err, errlen,
+                "%s; install the resource script there (it is run as SCRIPT [ARG...] "
+                "start|stop|status) or correct the path",
+                why);
+        return -1;
+    }
+    if (strcmp(it->kind, "service") == 0) {
+        const char *init = ha_item_opt(it, "init");
+        struct stat st;
+        int lsb = init ? strcmp(init, "lsb") == 0 : stat("/run/systemd/system", &st) != 0;
+        char path[300];
+        snprintf(path, sizeof path, "/etc/init.d/%s", it->args[0]);
+        if (prog_ok(lsb ? path : "systemctl", why, sizeof why) == 0)
+            return 0;
+        set_err(err, errlen, "%s; %s", why,
+                lsb ? "install the service's init script, or use init=systemd"
+                    : "use init=lsb on a machine without systemd");
+        return -1;
+    }
+    static const char *const need[][3] = {
+        {"ipaddr", "ip", NULL}, {"fsmount", "mount", "umount"}, {NULL, NULL, NULL}};
+    for (int i = 0; need[i][0]; i++) {
+        if (strcmp(it->kind, need[i][0]))
+            continue;
+        for (int j = 1; j < 3 && need[i][j]; j++)
+            if (prog_ok(need[i][j], why, sizeof why) < 0) {
+                set_err(err, errlen, "%s; install it (a %s resource runs it)", why, it->kind);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 /* --- the table ----------------------------------------------------------------------- */
 
 static const struct res_kind k_ipaddr = {"ipaddr", ip_validate, ip_start,
@@ -614,6 +695,7 @@ int res_init(struct res *r, const struct ha_item *it, char *err, size_t errlen)
     if (t)
         ha_parse_ms(t, &r->timeout_ms);
     r->state = RES_UNKNOWN;
+    r->last_exit = -1;
     return 0;
 }
 
@@ -631,21 +713,31 @@ int res_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen
     int s = r->kind->status(r, ctx, why, sizeof why);
     if (s == 1) {
         r->state = RES_RUNNING;
+        r->may_run = 1;
         snprintf(r->last, sizeof r->last, "already running");
         return 0;
     }
     r->starts++;
+    r->last_exit = -1;
     if (r->kind->start(r, ctx, err, errlen) < 0) {
         r->state = RES_FAILED;
         snprintf(r->last, sizeof r->last, "start failed: %s", err);
+        /* The agent said it failed (an exit code): taken at its word, unless
+         * status says it runs.  Killed, timed out or a failed cloud call:
+         * it may have got half-way, unless status says it is stopped. */
+        int said = r->last_exit > 0;
+        s = r->kind->status(r, ctx, why, sizeof why);
+        r->may_run = s == 1 || (s < 0 && !said);
         return -1;
     }
+    r->may_run = 1;
     /* A start is only good once status agrees (for kinds that can tell):
      * many init scripts exit 0 whatever happened. */
     if (r->kind->status(r, ctx, why, sizeof why) == 0) {
         set_err(err, errlen, "resource %s: started, but status says it is not running",
                 r->item->name);
         r->state = RES_FAILED;
+        r->may_run = 0;
         snprintf(r->last, sizeof r->last, "%s", err);
         return -1;
     }
@@ -660,13 +752,17 @@ int res_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
     int s = r->kind->status(r, ctx, why, sizeof why);
     if (s == 0) {
         r->state = RES_STOPPED;
+        r->may_run = 0;
         snprintf(r->last, sizeof r->last, "stopped");
         return 0;
     }
+    if (s == 1)
+        r->may_run = 1;
     r->stops++;
     if (r->kind->stop(r, ctx, err, errlen) < 0) {
         r->state = RES_FAILED;
-        snprintf(r->last, sizeof r->last, "stop failed: %s", err);
+        snprintf(r->last, sizeof r->last, "stop failed: %s%s", err,
+                 r->may_run ? "" : " (it had not started)");
         return -1;
     }
     /* A stop is only good once status agrees (for kinds that can tell). */
@@ -674,9 +770,11 @@ int res_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen)
     if (s == 1) {
         set_err(err, errlen, "resource %s: stopped, but status says it still runs", r->item->name);
         r->state = RES_FAILED;
+        r->may_run = 1;
         snprintf(r->last, sizeof r->last, "%s", err);
         return -1;
     }
+    r->may_run = 0;
     r->state = RES_STOPPED;
     snprintf(r->last, sizeof r->last, "stopped");
     return 0;

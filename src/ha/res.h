@@ -52,10 +52,23 @@ struct res {
     enum res_state state;
     char last[200]; /* last error or what happened */
     unsigned starts, stops;
+    /* The resource may be running: status said so, or a start did not end
+     * in the agent's own failure (an exit code other than 0).  Cleared when
+     * status says stopped, a stop succeeded, or a start failed by the
+     * agent's word.  After a failed stop it says whether anything of this
+     * node can still be up (the failed state keeps the lease only then). */
+    int may_run;
+    int last_exit; /* exit code of the last helper program, -1: none, killed, timed out */
     char cache[64]; /* kind-specific, e.g. the EC2 instance id */
 };
 
 int res_validate(const struct ha_item *it, char *err, size_t errlen);
+/* The programs the resource runs can be run: an exec script exists and is
+ * executable, an LSB service has its /etc/init.d script, ip / mount are on
+ * PATH.  Checked when a configuration is loaded to be used (check-config,
+ * run, reload), not by the parser, so that a file can be read on another
+ * machine.  0, or -1 with what is missing and what to do. */
+int res_check_programs(const struct ha_item *it, char *err, size_t errlen);
 int res_init(struct res *r, const struct ha_item *it, char *err, size_t errlen);
 int res_start(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen);
 int res_stop(struct res *r, const struct res_ctx *ctx, char *err, size_t errlen);

@@ -4,12 +4,14 @@
  * layer), a simulated clock, heartbeats that the test delivers or cuts, and
  * resource jobs that take time and may fail.
  *
- * After every step: ha_sm_check() holds on every node (rules S1-S5), and at
+ * After every step: ha_sm_check() holds on every node (rules S1-S6), and at
  * most one live node has its resources up.  Scenarios: start-up, the active
  * node dying, heartbeats cut both ways while the store is reachable,
  * auto_failback on and off, manual standby and takeover, a failed stop
- * (failed, sticky until clear), a check failing over, flap damping; then
- * random runs mixing partitions, crashes, restarts, store faults and
+ * (failed, sticky until clear, keeping the lease while its resource is up),
+ * a start and a stop that both fail (failed, the lease let go, the peer
+ * active), a check failing over, flap damping; then random runs mixing
+ * partitions, crashes, restarts, store faults, failing starts and stops and
  * commands. */
 #include "ha/ha_conf.h"
 #include "ha/ha_sm.h"
@@ -176,12 +178,19 @@ static void node_step(struct cluster *c, int i)
         if (x->job == HA_JOB_START) {
             /* a start checks the lease before each resource, as ha_work.c does */
             in.job_ok = !x->job_fail_next_start && in.lease_valid;
+            /* the agent said its start failed: the resource is not up (the
+             * contract of res.c's may_run); a start cut short by the lease
+             * may have got half-way and counts as up */
+            if (x->job_fail_next_start)
+                x->res_up = 0;
             x->job_fail_next_start = 0;
         } else {
             in.job_ok = !x->job_fail_next_stop;
             x->job_fail_next_stop = 0;
             if (in.job_ok)
                 x->res_up = 0;
+            else
+                in.job_left_up = x->res_up; /* what the worker's may_run reports */
         }
         x->job = HA_JOB_NONE;
     }
@@ -240,7 +249,9 @@ static void check_invariant(struct cluster *c)
     for (int i = 0; i < c->n; i++)
         up += c->nd[i].alive && c->nd[i].res_up;
     if (up > 1) {
-        diag("at %" PRIu64 ": %d nodes have their resources up", sim_ms, up);
+        diag("at %" PRIu64 ": %d nodes have their resources up (states %s %s %s)", sim_ms, up,
+             ha_state_name(c->nd[0].sm.state), ha_state_name(c->nd[1].sm.state),
+             c->n > 2 ? ha_state_name(c->nd[2].sm.state) : "-");
         c->violations++;
     }
 }
@@ -368,8 +379,8 @@ static void test_commands(void)
     run(&c, 3000);
     ok(c.nd[0].sm.state == HA_FAILED, "a failed node ignores takeover");
     ok(c.nd[1].sm.state != HA_ACTIVE,
-       "the other node does not start while the failed node (which keeps its lease) may still "
-       "have its resources up (%s)",
+       "the other node does not start while the failed node (which keeps its lease, S6) may "
+       "still have its resources up (%s)",
        ha_state_name(c.nd[1].sm.state));
     c.nd[0].res_up = 0; /* the operator fixed it */
     c.nd[0].cmd = HA_CMD_CLEAR;
@@ -377,6 +388,40 @@ static void test_commands(void)
     ok(c.nd[0].sm.state == HA_STANDBY || c.nd[0].sm.state == HA_ACTIVE,
        "clear leaves the failed state (%s)", ha_state_name(c.nd[0].sm.state));
     is_int(count(&c, HA_ACTIVE), 1, "one node active after clear");
+    is_int(c.violations, 0, "no rule broken, never two nodes up");
+    cluster_free(&c);
+}
+
+/* A resource that cannot start on the preferred node, and whose stop fails
+ * too: the node is failed but nothing of it can run, so it lets the lease go
+ * and the other node takes over (S6); the failed node never claims again
+ * until clear. */
+static void test_failed_start(void)
+{
+    struct cluster c;
+    cluster_init(&c, 2, NULL, "preferred alpha\n", 7);
+    c.nd[0].job_fail_next_start = 1;
+    c.nd[0].job_fail_next_stop = 1;
+    uint64_t t0 = sim_ms;
+    while (sim_ms - t0 < 10000 && c.nd[0].sm.state != HA_FAILED)
+        run(&c, 10);
+    ok(c.nd[0].sm.state == HA_FAILED && !c.nd[0].res_up,
+       "alpha: the start fails, the stop fails: failed, with nothing up");
+    run(&c, 50);
+    ok(!lease_valid(&c.nd[0].lease, sim_ms) && c.nd[0].lease.cur.released,
+       "the failed node released the lease (it holds it no more)");
+    uint64_t t = until_active(&c, 1, 5000);
+    ok(c.nd[1].sm.state == HA_ACTIVE,
+       "beta takes over within %" PRIu64 " ms of simulated time (deadtime 1000 ms, lease 800 ms)",
+       t);
+    ok(t <= 1000 + 800, "within deadtime + lease_time");
+    run(&c, 3000);
+    ok(c.nd[0].sm.state == HA_FAILED && c.nd[1].sm.state == HA_ACTIVE,
+       "alpha stays failed (it never claims) and beta active");
+    c.nd[0].cmd = HA_CMD_CLEAR;
+    run(&c, 2000);
+    ok(c.nd[0].sm.state == HA_STANDBY && c.nd[1].sm.state == HA_ACTIVE,
+       "after clear alpha is standby; beta keeps the resources");
     is_int(c.violations, 0, "no rule broken, never two nodes up");
     cluster_free(&c);
 }
@@ -455,14 +500,21 @@ static void test_random(void)
                 node_boot(&c, i, t % 2 ? "preferred alpha\nauto_failback on\n" : NULL);
             else if (ev <= 3 && i != j)
                 c.cut[i][j] = !c.cut[i][j];
-            else if (ev == 4 && c.nd[i].alive)
-                c.nd[i].cmd = (enum ha_cmd)(1 + rng_below(&c.g, 4));
+            else if (ev == 4 && c.nd[i].alive) {
+                /* standby, takeover or online; clear (ev 6) only once the
+                 * resource is down, as the operator is told */
+                static const enum ha_cmd cmds[] = {HA_CMD_STANDBY, HA_CMD_TAKEOVER, HA_CMD_ONLINE};
+                c.nd[i].cmd = cmds[rng_below(&c.g, 3)];
+            }
             else if (ev == 5 && c.nd[i].alive && c.nd[i].sm.state == HA_ACTIVE)
                 c.nd[i].check_failover = 1;
             else if (ev == 6 && c.nd[i].alive && c.nd[i].sm.state == HA_FAILED) {
                 c.nd[i].res_up = 0;
                 c.nd[i].cmd = HA_CMD_CLEAR;
-            }
+            } else if (ev == 7 && c.nd[i].alive)
+                c.nd[i].job_fail_next_start = 1;
+            else if (ev == 8 && c.nd[i].alive)
+                c.nd[i].job_fail_next_stop = 1;
             run(&c, rng_below(&c.g, 2500));
             actives += count(&c, HA_ACTIVE);
         }
@@ -470,7 +522,8 @@ static void test_random(void)
         cluster_free(&c);
     }
     is_int(bad, 0,
-           "%d random runs (crashes, restarts, cut heartbeats, commands, store faults): "
+           "%d random runs (crashes, restarts, cut heartbeats, commands, store faults, failing "
+           "starts and stops): "
            "no rule broken, never two nodes up",
            trials);
     ok(actives > 0, "and nodes were active (%d samples)", actives);
@@ -492,6 +545,7 @@ int main(void)
     test_failback();
     test_partition();
     test_commands();
+    test_failed_start();
     test_check_failover_and_flap();
     test_three();
     test_random();
