@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EMPTY UINT64_MAX
@@ -171,12 +172,25 @@ struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, 
     return c;
 }
 
+int cache_linked(const struct cache *c, char *err, size_t errlen)
+{
+    struct stat fs, ps;
+    if (fstat(c->fd, &fs) < 0 || fs.st_nlink == 0 || stat(c->path, &ps) < 0 ||
+        ps.st_dev != fs.st_dev || ps.st_ino != fs.st_ino) {
+        snprintf(err, errlen, "the block cache file %s was removed or replaced", c->path);
+        return 0;
+    }
+    return 1;
+}
+
 void cache_close(struct cache *c)
 {
     if (!c)
         return;
+    char why[8];
+    if (cache_linked(c, why, sizeof why)) /* never remove a file that is not ours */
+        unlink(c->path);
     close(c->fd);
-    unlink(c->path);
     free(c->path);
     free(c->owner);
     free(c->sum);

@@ -38,8 +38,11 @@ struct cache_stats {
  * cache; 8 more bytes of memory per slot). */
 struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, int sealed,
                          char *err, size_t errlen);
-/* Closes and removes the file. */
+/* Closes and removes the file (unless another file took its place). */
 void cache_close(struct cache *c);
+/* 1 while the open file is still the one at its path; 0 with the reason in
+ * err when it was removed or replaced. */
+int cache_linked(const struct cache *c, char *err, size_t errlen);
 
 /* How many of the n blocks seg:block, seg:block+1, ... are cached in a row
  * from the first; copies them to out.  Counts a hit per block returned and

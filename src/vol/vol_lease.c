@@ -171,6 +171,7 @@ void *lease_main(void *arg)
             v->lease_deadline_ms = 0;
             pthread_mutex_unlock(&v->lease_lock);
             pthread_mutex_lock(&v->lock);
+            v->fenced = 1;
             fail(v, "%s (epoch %u; now held by %s on %s); this writer stops", lost, v->epoch,
                  v->lease.exists ? v->lease.cur.holder : "nobody",
                  v->lease.exists ? v->lease.cur.host : "-");
