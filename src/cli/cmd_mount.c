@@ -214,10 +214,9 @@ static int serve(struct mount_job *j, struct vol_opts *vo, int ready)
     if (fs_started)
         pthread_join(fs, NULL);
     log_info("unmounted %s; closing the volume", j->mp);
-    if (vol_close(v) != 0) {
-        log_error("closing %s failed; what was not uploaded stays in the journal in %s and is "
-                  "replayed at the next mount",
-                  j->url, vo->cache_dir);
+    char why[1800];
+    if (vol_close_report(v, why, sizeof why) != 0) { /* the engine logged what is where */
+        log_error("closing %s failed: %s", j->url, why);
         rc = -1;
     }
     if (o->pid_file)

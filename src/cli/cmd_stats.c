@@ -78,6 +78,13 @@ static void human(const char *t)
     printf("volume     %s (pid %s)%s%s\n", get(t, "url"), get(t, "pid"),
            strcmp(get(t, "error"), "1") == 0 ? "  ** IN ERROR STATE: see the log **" : "",
            strcmp(get(t, "stale"), "1") == 0 ? "  (busy: numbers of its last progress)" : "");
+    if (strcmp(get(t, "error"), "1") == 0) {
+        char why[600], note[1200];
+        if (sys_stat_value(t, "error_reason", why, sizeof why) == 0)
+            printf("error      %s\n", why);
+        if (sys_stat_value(t, "unsaved_note", note, sizeof note) == 0)
+            printf("unsaved    %s\n", note);
+    }
     printf("size       %s, block size %s\n", sz(t, "size_bytes"), get(t, "block_size_bytes"));
     printf("written    %s by you; %s uploaded in %s segments (write amplification %s, "
            "compression %s)\n",

@@ -39,7 +39,9 @@ static const struct opt_def defs[] = {
      "only if the object's current ETag is ETAG"},
     {"range", 0, OPT_STR, "FIRST-LAST", OFF(range), 0, 0,
      "bytes FIRST..LAST inclusive (LAST may be empty: to the end)"},
-    {"force", 'f', OPT_FLAG, NULL, OFF(force), 0, 0, "do it even if it overwrites"},
+    {"force", 'f', OPT_FLAG, NULL, OFF(force), 0, 0,
+     "create: replace a volume; delete: even while its lease is held; umount: even when the "
+     "final upload fails (says what it leaves out)"},
     {"size", 's', OPT_STR, "SIZE", OFF(size), 0, 0, "volume size in bytes, or with K, M, G, T"},
     {"block-size", 0, OPT_STR, "SIZE", OFF(block_size), 0, 0,
      "map granularity: 512 to 64K, a power of two (default 4K)"},
