@@ -1,4 +1,5 @@
 /* cmd_stats.c - "buoy stats MOUNTPOINT": a mounted volume's statistics.
+ * MOUNTPOINT may also be the --fs-dir of buoy mount --fs, or any path in it.
  *
  * Reads MOUNTPOINT/stats (statsfile.h) and prints it for people, grouped,
  * with sizes in units and the hit ratio and cost spelled out; --json prints
@@ -112,10 +113,12 @@ static void human(const char *t)
 
 int cmd_stats(struct cli_opts *o, int argc, char **argv)
 {
-    char path[PATH_MAX + 8];
+    char path[PATH_MAX + 8], real[PATH_MAX], mp[PATH_MAX];
     struct stat st;
     if (stat(argv[0], &st) == 0 && S_ISREG(st.st_mode)) /* buoy serve --stats-file */
         snprintf(path, sizeof path, "%s", argv[0]);
+    else if (realpath(argv[0], real) && sys_buoy_mount_of(real, mp, sizeof mp, NULL, 0))
+        snprintf(path, sizeof path, "%s/stats", mp); /* in the filesystem of buoy mount --fs */
     else
         snprintf(path, sizeof path, "%s/stats", argv[0]);
     char *t = sys_read_file(path);

@@ -1,4 +1,5 @@
 /* cmd_umount.c - "buoy umount MOUNTPOINT": undo buoy mount, in reverse.
+ * MOUNTPOINT may also be the --fs-dir of buoy mount --fs.
  *
  *   1. unmount every filesystem mounted from a loop device on MOUNTPOINT/disk
  *      and detach the loop devices (buoy mount --fs made them);
@@ -254,10 +255,20 @@ int cmd_umount(struct cli_opts *o, int argc, char **argv)
             mp[--l] = '\0';
     }
     int is = sys_is_mountpoint(mp, fstype, sizeof fstype);
-    if (is != 1)
-        return cli_error("%s is not mounted", mp);
-    if (strcmp(fstype, "fuse.buoy") != 0)
-        return cli_error("%s is not a buoy mount (it is %s)", mp, fstype);
+    if (is != 1 || strcmp(fstype, "fuse.buoy") != 0) {
+        /* the --fs-dir of buoy mount --fs: the mount it belongs to */
+        char bmp[PATH_MAX], fsdir[PATH_MAX];
+        if (sys_buoy_mount_of(mp, bmp, sizeof bmp, fsdir, sizeof fsdir)) {
+            if (strcmp(fsdir, mp) != 0)
+                return cli_error("%s is inside the filesystem of the buoy mount %s (mounted at "
+                                 "%s); to unmount it, run buoy umount %s",
+                                 mp, bmp, fsdir, bmp);
+            snprintf(mp, sizeof mp, "%s", bmp);
+        } else if (is != 1)
+            return cli_error("%s is not mounted", mp);
+        else
+            return cli_error("%s is not a buoy mount (it is %s)", mp, fstype);
+    }
     char statsf[PATH_MAX + 8];
     snprintf(statsf, sizeof statsf, "%s/stats", mp);
     char *st = sys_read_file(statsf);
