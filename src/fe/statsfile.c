@@ -53,6 +53,7 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("cache_used_bytes", st.cache_bytes);
     U("cache_capacity_bytes", st.cache_capacity);
     U("cache_corrupt_blocks", st.cache_corrupt_blocks);
+    U("cache_kept_blocks", st.cache_kept_blocks);
     U("gc_segments_cleaned", st.gc_segments_cleaned);
     U("gc_copied_bytes", st.gc_bytes_copied);
     U("segments_deleted", st.segments_deleted);

@@ -67,6 +67,15 @@
  *     flush never reports success for data in a journal no replay would
  *     find.  What is not in the store is always told exactly (unsaved()):
  *     in this cache dir's journal, or in memory only and lost at exit.
+ * 11. The block cache outlives a close only when it provably matches the
+ *     volume at the next open: a clean close (everything durable, the
+ *     checkpoint at next_seq - 1) keeps it with a tag of the volume's uuid,
+ *     our lease epoch and that checkpoint (cache.c rule 5); the next open
+ *     adopts it only if the lease it finds is still ours at that epoch (any
+ *     other writer's take bumps it), the newest checkpoint and the end of
+ *     the run are the same, and no journal was replayed.  Any doubt drops
+ *     it.  Read-only opens never touch it; an encrypted volume's is never
+ *     kept (its key lives only in the process).
  */
 #include "vol.h"
 #include "cache.h"
@@ -83,6 +92,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/path.h"
+#include "util/le.h"
 #include "util/size.h"
 
 #include <errno.h>
@@ -300,6 +310,102 @@ int journal_error(struct vol *v, struct journal *j)
     if (check_local(v) == 0)
         lose_local(v, "journal: %s", journal_errmsg(j));
     return -EIO;
+}
+
+/* ---- the block cache across a clean close (rule 11) ---- */
+
+/* The tag: what the volume was at a clean close, with lease epoch epoch. */
+static void cache_tag(const struct vol *v, uint64_t epoch, uint8_t tag[CACHE_TAG_LEN])
+{
+    memset(tag, 0, CACHE_TAG_LEN);
+    memcpy(tag, v->sb.uuid, 16);
+    le_put64(tag + 16, epoch);
+    le_put64(tag + 24, v->ckpt_seq);
+    le_put32(tag + 32, v->ckpt_epoch);
+    le_put64(tag + 40, v->next_seq);
+}
+
+/* cache_close_keep's names: a durable segment's seq and epoch. */
+static int seg_name(void *arg, uint32_t idx, uint64_t *name, uint32_t *epoch)
+{
+    const struct vol *v = arg;
+    if (idx >= v->nsegs || v->segs[idx].mem || v->segs[idx].deleted || !v->segs[idx].live)
+        return -1;
+    *name = v->segs[idx].seq;
+    *epoch = v->segs[idx].epoch;
+    return 0;
+}
+
+/* Segments by seq, for cache_adopt's lookup. */
+struct seg_ref {
+    uint64_t seq;
+    uint32_t idx;
+};
+
+struct seg_lookup {
+    const struct vol *v;
+    struct seg_ref *r; /* sorted by seq */
+};
+
+static int seg_ref_cmp(const void *a, const void *b)
+{
+    const struct seg_ref *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* cache_adopt's lookup: the index of durable segment (seq, epoch), or -1. */
+static int64_t seg_index(void *arg, uint64_t seq, uint32_t epoch)
+{
+    const struct seg_lookup *l = arg;
+    uint32_t lo = 0, hi = l->v->nsegs;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (l->r[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < l->v->nsegs && l->r[lo].seq == seq; lo++) {
+        const struct vseg *s = &l->v->segs[l->r[lo].idx];
+        if (s->epoch == epoch && !s->mem && !s->deleted)
+            return l->r[lo].idx;
+    }
+    return -1;
+}
+
+/* After recovery: adopts the kept cache when rule 11 holds, else drops it. */
+static void adopt_cache(struct vol *v)
+{
+    if (!v->cache || !cache_has_kept(v->cache))
+        return;
+    uint8_t now[CACHE_TAG_LEN];
+    cache_tag(v, v->lease_prev_epoch, now);
+    const uint8_t *t = v->kept_tag;
+    const char *doubt = NULL;
+    if (memcmp(t, v->sb.uuid, 16) != 0)
+        doubt = "it is another volume's";
+    else if (!v->lease_prev_ours || le_get64(t + 16) != v->lease_prev_epoch)
+        doubt = "another writer has held the volume since";
+    else if (le_get64(t + 24) != v->ckpt_seq || le_get32(t + 32) != v->ckpt_epoch ||
+             le_get64(t + 40) != v->next_seq)
+        doubt = "the volume was written since";
+    else if (v->stats.journal_records_replayed || v->stats.segments_ignored)
+        doubt = "recovery replayed journals";
+    else if (memcmp(t, now, CACHE_TAG_LEN) != 0)
+        doubt = "its tag does not match";
+    if (doubt) {
+        cache_drop_kept(v->cache);
+        log_info("the block cache of the last close is dropped: %s", doubt);
+        return;
+    }
+    struct seg_lookup l = {v, xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *l.r)};
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        l.r[i] = (struct seg_ref){v->segs[i].seq, i};
+    qsort(l.r, v->nsegs, sizeof *l.r, seg_ref_cmp);
+    v->stats.cache_kept_blocks = cache_adopt(v->cache, seg_index, &l);
+    free(l.r);
+    log_info("the block cache of the last clean close is kept: %" PRIu64 " blocks",
+             v->stats.cache_kept_blocks);
 }
 
 /* ---- segments table ---- */
@@ -1111,9 +1217,13 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         if (take_local_lock(v, o->cache_dir, uuid, url, err, errlen) < 0)
             goto fail;
         if (o->cache_size != VOL_NO_CACHE) {
-            char *path = xasprintf("%s/%s/blocks", o->cache_dir, uuid);
-            v->cache = cache_open(path, o->cache_size ? o->cache_size : DEFAULT_CACHE_BYTES,
-                                  v->bs, v->keys != NULL, err, errlen);
+            char *path = xasprintf("%s/%s/blocks", o->cache_dir, uuid), kw[200] = "";
+            uint64_t bytes = o->cache_size ? o->cache_size : DEFAULT_CACHE_BYTES;
+            v->cache = v->keys ? cache_open(path, bytes, v->bs, 1, err, errlen)
+                               : cache_open_kept(path, bytes, v->bs, v->kept_tag, kw, sizeof kw,
+                                                 err, errlen);
+            if (v->cache && !v->keys && !cache_has_kept(v->cache))
+                log_debug("%s: no block cache kept: %s", path, kw);
             free(path);
             if (!v->cache)
                 goto fail;
@@ -1147,6 +1257,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         report_gap(v);
     if (!rrc && !v->read_only && !fence_early && write_fence(v, err, errlen) < 0)
         rrc = 1;
+    if (!rrc && !v->read_only)
+        adopt_cache(v); /* rule 11, before anything is cached */
     if (!rrc) {
         if (!v->read_only)
             find_orphans(v);
@@ -1233,6 +1345,15 @@ int vol_close_report(struct vol *v, char *why, size_t whylen)
         if (lease_release(&v->lease, lw, sizeof lw) != LEASE_OK)
             log_warn("releasing the writer lease: %s (the next writer waits for it to run out)",
                      lw);
+    }
+    if (!rc && v->cache && !v->keys && v->has_lease && v->next_seq == v->ckpt_seq + 1) {
+        /* rule 11: a clean close, everything durable, the checkpoint at the end */
+        uint8_t tag[CACHE_TAG_LEN];
+        char cw[512];
+        cache_tag(v, v->epoch, tag);
+        if (cache_close_keep(v->cache, tag, seg_name, v, cw, sizeof cw) < 0)
+            log_warn("the block cache is not kept for the next open: %s", cw);
+        v->cache = NULL;
     }
     free_vol(v);
     return rc;

@@ -57,6 +57,7 @@ struct vol_stats {
     uint64_t cache_hit_blocks, cache_miss_blocks; /* stored blocks a read looked for */
     double cache_hit_ratio;
     uint64_t cache_bytes, cache_capacity, cache_corrupt_blocks, cache_mem_bytes;
+    uint64_t cache_kept_blocks; /* adopted at open from the last clean close's cache */
     uint64_t gc_segments_cleaned; /* segments GC emptied by copying their live blocks */
     uint64_t gc_bytes_copied;
     uint64_t segments_deleted;    /* segment objects deleted (emptied by GC or overwrites) */

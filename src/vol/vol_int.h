@@ -161,6 +161,11 @@ struct vol {
     int fenced;                  /* the lease was lost: journals may never apply again */
     uint64_t local_checked_ms;   /* monotonic: the last check_local() */
     uint64_t ckpt_seq;           /* the newest durable checkpoint's seq, 0 before one */
+    uint32_t ckpt_epoch;         /* and its epoch */
+    /* the block cache kept from the last clean close (rule 11) */
+    uint8_t kept_tag[CACHE_TAG_LEN];
+    int lease_prev_ours;         /* the lease, before we took it, was this holder's... */
+    uint64_t lease_prev_epoch;   /* ...at this epoch */
     struct orphan *orphans;
     size_t norphans;
     struct orphan *pins;         /* segments snapshots reference, sorted */
