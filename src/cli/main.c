@@ -52,7 +52,7 @@ static const char *const clone_opts[] = {
 };
 
 static const char *const delete_opts[] = {
-    "help", "verbose", "log-level", "force", "endpoint", "region", "addressing", "profile",
+    "help", "verbose", "log-level", "force", "cache-dir", "endpoint", "region", "addressing", "profile",
     "unsigned-payload", "retries", "passphrase-file", NULL,
 };
 
