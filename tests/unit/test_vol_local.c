@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define VOL_SIZE (8u << 20)
-#define CHUNK (256u << 10)
+#define CHUNK    (256u << 10)
 
 static char root[] = "/tmp/buoy-test-vollocal-XXXXXX";
 static char url[300], cache[300];
@@ -40,11 +40,12 @@ static struct vol *open_vol(const char *fault, int local)
 {
     char err[512];
     /* a seal age far away: what is written stays in memory until a flush */
-    struct vol_opts o = {.store = {.retries = -1, .fault = fault}, .cache_dir = cache,
-                         .seal_age_ms = 600000, .durability_local = local};
+    struct vol_opts o = {.store = {.retries = -1, .fault = fault},
+                         .cache_dir = cache,
+                         .seal_age_ms = 600000,
+                         .durability_local = local};
     struct vol *v = vol_open(url, &o, err, sizeof err);
-    if (!v)
-        bail_out(err);
+    if (!v) bail_out(err);
     return v;
 }
 
@@ -62,8 +63,7 @@ static int put(struct vol *v, uint64_t off, uint64_t seed)
     char *b = xmalloc(CHUNK);
     pattern(b, CHUNK, seed);
     int rc = vol_write(v, b, off, CHUNK, 0);
-    if (rc == 0)
-        memcpy(ref + off, b, CHUNK);
+    if (rc == 0) memcpy(ref + off, b, CHUNK);
     free(b);
     return rc;
 }
@@ -93,8 +93,7 @@ static void rm_cache(void)
 {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", cache);
-    if (system(cmd) != 0)
-        bail_out("rm -rf of the cache dir");
+    if (system(cmd) != 0) bail_out("rm -rf of the cache dir");
 }
 
 static struct vol_stats stats(struct vol *v)
@@ -154,15 +153,13 @@ static void test_replaced(void)
     char moved[400], cmd[900];
     snprintf(moved, sizeof moved, "%s.moved", cache);
     snprintf(cmd, sizeof cmd, "mv %s %s && mkdir -p %s", cache, moved, vol_journal_dir(v));
-    if (system(cmd) != 0)
-        bail_out(cmd);
+    if (system(cmd) != 0) bail_out(cmd);
     is_int(vol_flush(v), -EIO, "a flush after the cache dir was replaced fails");
     ok(strstr(vol_error(v), "replaced") != NULL, "the reason says replaced: %s", vol_error(v));
     ok(!stats(v).unsaved, "what was in memory went to the store");
     vol_close(v);
     snprintf(cmd, sizeof cmd, "rm -rf %s %s", cache, moved);
-    if (system(cmd) != 0)
-        bail_out(cmd);
+    if (system(cmd) != 0) bail_out(cmd);
     ok(reopen_matches(), "a reopen has the write");
 }
 
@@ -192,8 +189,8 @@ static void test_removed_store_down(void)
     free(got);
     char why[1800];
     is_int(vol_close_report(v, why, sizeof why), -EIO, "close fails");
-    ok(strstr(why, "512 KiB written since") && strstr(why, "are lost"),
-       "and says what is lost: %s", why);
+    ok(strstr(why, "512 KiB written since") && strstr(why, "are lost"), "and says what is lost: %s",
+       why);
     memset(ref, 0, VOL_SIZE); /* what it said: nothing of it survives */
     ok(reopen_matches(), "a reopen lacks exactly those writes");
 }
@@ -215,8 +212,7 @@ static void test_store_down_journal_kept(void)
 int main(void)
 {
     plan_no_plan();
-    if (!mkdtemp(root))
-        bail_out("mkdtemp");
+    if (!mkdtemp(root)) bail_out("mkdtemp");
     snprintf(cache, sizeof cache, "%s/cache", root);
     ref = xcalloc(1, VOL_SIZE);
     test_removed_memory_uploaded();
@@ -227,7 +223,6 @@ int main(void)
     free(ref);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    if (system(cmd) != 0)
-        diag("could not remove %s", root);
+    if (system(cmd) != 0) diag("could not remove %s", root);
     return done_testing();
 }
