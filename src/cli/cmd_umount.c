@@ -105,7 +105,7 @@ static int drain(const char *mp)
 
 /* What the daemon says is not in the store, from its stats file st. */
 struct left {
-    int known, any, in_journal, lease_lost;
+    int known, any, in_journal, lease_lost, journal_lost;
     char bytes[32], since[40], reason[600], note[1200], jdir[PATH_MAX];
 };
 
@@ -119,6 +119,7 @@ static void read_left(const char *st, struct left *l)
     l->any = atoi(v);
     l->in_journal = sys_stat_value(st, "unsaved_in_journal", v, sizeof v) == 0 && atoi(v);
     l->lease_lost = sys_stat_value(st, "lease_lost", v, sizeof v) == 0 && atoi(v);
+    l->journal_lost = sys_stat_value(st, "journal_lost", v, sizeof v) == 0 && atoi(v);
     size_format(stat_u64(st, "unsaved_bytes"), l->bytes, sizeof l->bytes);
     time_t t = (time_t)stat_u64(st, "unsaved_since");
     struct tm tm;
@@ -185,8 +186,13 @@ static int tell_forced(const char *mp, const struct left *l)
                 l->lease_lost ? " unless another writer has written the volume since" : "");
         return l->lease_lost ? EXIT_ERR : EXIT_OK;
     }
-    fprintf(stderr, "buoy: %s: unmounted without uploading %s written%s: they were in no "
-                    "journal and are lost\n", mp, l->bytes, l->since);
+    if (l->journal_lost)
+        fprintf(stderr, "buoy: %s: unmounted without uploading %s written%s: they were in no "
+                        "journal and are lost\n", mp, l->bytes, l->since);
+    else
+        fprintf(stderr, "buoy: %s: unmounted without uploading %s written%s: a write or sync of "
+                        "their journal in %s failed, so what of them the next mount with this "
+                        "cache dir replays is not known\n", mp, l->bytes, l->since, l->jdir);
     return EXIT_ERR;
 }
 

@@ -199,12 +199,16 @@ static void note(const struct unsaved *u, int fenced, int gone, const char *jdir
                  fenced ? " unless another writer has written the volume since (the lease was "
                           "lost)"
                         : "");
+    else if (gone)
+        snprintf(out, n,
+                 "%s written since %s %s not in the store and in no journal (the journal is "
+                 "gone): they are lost when this process ends",
+                 sz, when, u->bytes ? "are" : "(trims) are");
     else
         snprintf(out, n,
-                 "%s written since %s %s not in the store and in no journal (%s): they are lost "
-                 "when this process ends",
-                 sz, when, u->bytes ? "are" : "(trims) are",
-                 gone ? "the journal is gone" : "a journal write failed");
+                 "%s written since %s %s not in the store, and a write or sync of their journal "
+                 "failed: what of them the next open with this cache dir replays is not known",
+                 sz, when, u->bytes ? "are" : "(trims) are");
 }
 
 static void unsaved_text(const struct vol *v, char *out, size_t n)

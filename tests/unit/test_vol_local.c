@@ -12,6 +12,7 @@
 #include "voltest.h"
 #include "util/mem.h"
 #include "util/rng.h"
+#include "vol/journal.h"
 #include "vol/vol.h"
 
 #include <errno.h>
@@ -209,6 +210,27 @@ static void test_store_down_journal_kept(void)
     ok(reopen_matches(), "a reopen replays the journal: the write is there");
 }
 
+/* A journal write that fails (the local disk, not the cache dir): the
+ * error state, what is in memory uploaded, nothing lost. */
+static void test_journal_write_fails(void)
+{
+    new_volume();
+    struct vol *v = open_vol(NULL, 1);
+    ok(put(v, 0, 11) == 0 && vol_flush(v) == 0 && put(v, CHUNK, 12) == 0,
+       "a write flushed to the journal, one not");
+    journal_fault_inject(1, 1, EIO); /* every journal write, sync, unlink from now on */
+    is_int(put(v, 2 * CHUNK, 13), -EIO, "a write whose journal append fails is refused");
+    ok(strstr(vol_error(v), "journal") != NULL, "the reason: %s", vol_error(v));
+    is_int(vol_flush(v), -EIO, "flushes fail");
+    struct vol_stats st = stats(v);
+    ok(st.error && !st.journal_lost && !st.unsaved, "what was in memory is in the store now");
+    char why[1800];
+    is_int(vol_close_report(v, why, sizeof why), -EIO, "close reports the error");
+    journal_fault_inject(0, 0, 0);
+    ok(strstr(why, "nothing is lost") != NULL, "and that nothing is lost: %s", why);
+    ok(reopen_matches(), "a reopen has every write that returned 0");
+}
+
 int main(void)
 {
     plan_no_plan();
@@ -220,6 +242,7 @@ int main(void)
     test_replaced();
     test_removed_store_down();
     test_store_down_journal_kept();
+    test_journal_write_fails();
     free(ref);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
