@@ -3,7 +3,8 @@
 # use only, a tree of files written, unmounted, remounted with a cold cache
 # and compared, fsck.ext4 -fn clean; the same on moto (signatures checked);
 # a failing step undoes the ones before it; wrong credentials and a missing
-# bucket are one-line errors.
+# bucket are one-line errors; buoy stats and buoy umount take the --fs-dir
+# for the mount point.
 . tests/lib/test-lib.sh
 . tests/lib/fuse-lib.sh
 requires mkfs.ext4 fsck.ext4 blkid findmnt
@@ -45,8 +46,22 @@ test_expect_success 'mount --fs ext4 makes the filesystem on first use and mount
     sums "$fs" "$dir/sums"
 '
 
-test_expect_success 'umount undoes it all: filesystem, loop device, FUSE' '
-    "$BUOY" umount "$mp" &&
+test_expect_success 'buoy stats takes the --fs-dir, or a directory in it, for the mount point' '
+    "$BUOY" stats "$fs" >"$dir/st" &&
+    grep -q "^volume  *$dir/v (pid $(buoy_pid "$mp"))" "$dir/st" &&
+    "$BUOY" stats --json "$fs/tree/d3" >"$dir/st.json" &&
+    grep -q "\"url\": \"$dir/v\"" "$dir/st.json"
+'
+
+test_expect_success 'buoy umount of a directory inside the filesystem names the mount point' '
+    test_expect_code 1 "$BUOY" umount "$fs/tree" 2>"$dir/err" &&
+    test "$(wc -l <"$dir/err")" -eq 1 &&
+    grep -q "$fs/tree is inside the filesystem of the buoy mount $mp (mounted at $fs); to unmount it, run buoy umount $mp" "$dir/err" &&
+    test "$(findmnt -n -o FSTYPE "$fs")" = ext4
+'
+
+test_expect_success 'umount of the --fs-dir undoes it all: filesystem, loop device, FUSE' '
+    "$BUOY" umount "$fs" &&
     not_mounted "$fs" && not_mounted "$mp" && no_loop_on "$mp/disk" &&
     log_clean e1
 '

@@ -4,17 +4,26 @@
  * Refused while a clone reads one of its snapshots (the clone would lose
  * its data), and while its lease is held (a writer may be using it; --force
  * for a writer known to be dead).  A clone's record in its base is removed
- * too, so the base's snapshot can then be deleted. */
+ * too, so the base's snapshot can then be deleted.  Then this host's cache
+ * dir of the volume (CACHE_DIR/UUID: journal, block cache, lock) goes too,
+ * unless a process still holds its lock. */
 #include "commands.h"
 #include "store/lease.h"
 #include "util/log.h"
+#include "util/mem.h"
 #include "vol/super.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Removes the clone's record clones/NAME/UUID from its base; a warning when
  * that fails (buoy snapshot delete removes stale records anyway). */
@@ -31,6 +40,43 @@ static void drop_record(struct cli_opts *o, const struct vol_super *sb)
     if (s)
         store_close(s);
     free(url);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0) {
+        log_warn("cannot remove %s: %s", path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* Removes cache_dir/UUID, the deleted volume's journal, block cache and
+ * lock on this host, unless a process holds the lock (a mount of it). */
+static void drop_cache_dir(const char *cache_dir, const uint8_t uuid[16])
+{
+    char u[37];
+    struct stat st;
+    super_uuid_str(uuid, u);
+    char *d = xasprintf("%s/%s", cache_dir, u), *lock = xasprintf("%s/lock", d);
+    if (lstat(d, &st) < 0 || !S_ISDIR(st.st_mode))
+        goto out; /* never used on this host, with this cache dir */
+    int fd = open(lock, O_RDWR | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+        cli_error("%s is still in use by a process on this host (lock %s): its cache dir is left "
+                  "alone; unmount it, then remove %s",
+                  u, lock, d);
+    else if (nftw(d, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+        printf("removed its cache dir %s\n", d);
+    else
+        cli_error("its cache dir %s was not removed completely (see above)", d);
+    if (fd >= 0)
+        close(fd);
+out:
+    free(lock);
+    free(d);
 }
 
 int cmd_delete(struct cli_opts *o, int argc, char **argv)
@@ -80,6 +126,7 @@ int cmd_delete(struct cli_opts *o, int argc, char **argv)
     if (sb.base[0])
         drop_record(o, &sb);
     printf("deleted volume %s\n", url);
+    drop_cache_dir(dir, sb.uuid);
     rc = EXIT_OK;
 out:
     buf_free(&b);

@@ -60,11 +60,12 @@ int cmd_gc(struct cli_opts *o, int argc, char **argv)
     vol_get_stats(v, &after);
     if (g.tty)
         fputc('\n', stderr);
-    int crc = vol_close(v);
-    if (rc || crc)
-        return cli_error("gc of %s failed: %s; nothing is lost (what was copied is either in the "
-                         "store or in the journal)",
-                         url, strerror(-(rc ? rc : crc)));
+    char why[1800];
+    if (vol_close_report(v, why, sizeof why) != 0) /* why: what is not in the store, where */
+        return cli_error("gc of %s failed: %s", url, why);
+    if (rc) /* the close that followed put everything in the store */
+        return cli_error("gc of %s failed: %s; nothing is lost: the volume closed cleanly",
+                         url, strerror(-rc));
     char c[32], gb[16], ga[16];
     size_format(after.gc_bytes_copied, c, sizeof c);
     snprintf(gb, sizeof gb, "%.1f%%", 100 * before.garbage_ratio);

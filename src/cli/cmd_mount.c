@@ -225,10 +225,9 @@ static int serve(struct mount_job *j, struct vol_opts *vo, int ready)
     if (fs_started)
         pthread_join(fs, NULL);
     log_notice("unmounted %s; closing %s", j->mp, j->url);
-    if (vol_close(v) != 0) {
-        log_error("closing %s failed; what was not uploaded stays in the journal in %s and is "
-                  "replayed at the next mount",
-                  j->url, vo->cache_dir);
+    char why[1800];
+    if (vol_close_report(v, why, sizeof why) != 0) { /* the engine logged what is where */
+        log_error("closing %s failed: %s", j->url, why);
         rc = -1;
     } else
         log_notice("closed %s%s", j->url,

@@ -1,4 +1,5 @@
 /* cmd_stats.c - "buoy stats MOUNTPOINT": a mounted volume's statistics.
+ * MOUNTPOINT may also be the --fs-dir of buoy mount --fs, or any path in it.
  *
  * Reads MOUNTPOINT/stats (statsfile.h) and prints it for people, grouped,
  * with sizes in units and the hit ratio and cost spelled out; --json prints
@@ -78,6 +79,13 @@ static void human(const char *t)
     printf("volume     %s (pid %s)%s%s\n", get(t, "url"), get(t, "pid"),
            strcmp(get(t, "error"), "1") == 0 ? "  ** IN ERROR STATE: see the log **" : "",
            strcmp(get(t, "stale"), "1") == 0 ? "  (busy: numbers of its last progress)" : "");
+    if (strcmp(get(t, "error"), "1") == 0) {
+        char why[600], note[1200];
+        if (sys_stat_value(t, "error_reason", why, sizeof why) == 0)
+            printf("error      %s\n", why);
+        if (sys_stat_value(t, "unsaved_note", note, sizeof note) == 0)
+            printf("unsaved    %s\n", note);
+    }
     printf("size       %s, block size %s\n", sz(t, "size_bytes"), get(t, "block_size_bytes"));
     printf("written    %s by you; %s uploaded in %s segments (write amplification %s, "
            "compression %s)\n",
@@ -110,10 +118,12 @@ static void human(const char *t)
 
 int cmd_stats(struct cli_opts *o, int argc, char **argv)
 {
-    char path[PATH_MAX + 8];
+    char path[PATH_MAX + 8], real[PATH_MAX], mp[PATH_MAX];
     struct stat st;
     if (stat(argv[0], &st) == 0 && S_ISREG(st.st_mode)) /* buoy serve --stats-file */
         snprintf(path, sizeof path, "%s", argv[0]);
+    else if (realpath(argv[0], real) && sys_buoy_mount_of(real, mp, sizeof mp, NULL, 0))
+        snprintf(path, sizeof path, "%s/stats", mp); /* in the filesystem of buoy mount --fs */
     else
         snprintf(path, sizeof path, "%s/stats", argv[0]);
     char *t = sys_read_file(path);

@@ -52,7 +52,7 @@ static const char *const clone_opts[] = {
 };
 
 static const char *const delete_opts[] = {
-    "help", "verbose", "log-level", "force", "endpoint", "region", "addressing", "profile",
+    "help", "verbose", "log-level", "force", "cache-dir", "endpoint", "region", "addressing", "profile",
     "unsigned-payload", "retries", "passphrase-file", NULL,
 };
 
@@ -62,7 +62,7 @@ static const char *const passphrase_opts[] = {
     "fault", NULL,
 };
 
-static const char *const umount_opts[] = {"help", "verbose", "log-level", NULL};
+static const char *const umount_opts[] = {"help", "verbose", "log-level", "force", NULL};
 static const char *const stats_opts[] = {"help", "json", NULL};
 
 static const char *const info_opts[] = {
@@ -87,10 +87,12 @@ static const struct cli_cmd commands[] = {
     {"mount", "URL MOUNTPOINT",
      "serve a volume as the file MOUNTPOINT/disk (FUSE), with MOUNTPOINT/stats beside it",
      mount_opts, 2, 2, cmd_mount},
-    {"umount", "MOUNTPOINT",
-     "undo buoy mount: unmount --fs, upload everything (with progress), unmount", umount_opts, 1,
-     1, cmd_umount},
-    {"stats", "MOUNTPOINT", "print a mounted volume's statistics", stats_opts, 1, 1, cmd_stats},
+    {"umount", "MOUNTPOINT|FS-DIR",
+     "undo buoy mount: unmount --fs, upload everything (with progress), unmount; --force: even "
+     "when the upload fails",
+     umount_opts, 1, 1, cmd_umount},
+    {"stats", "MOUNTPOINT|FS-DIR", "print a mounted volume's statistics", stats_opts, 1, 1,
+     cmd_stats},
     {"snapshot", "create|list|delete URL|MOUNTPOINT [NAME]",
      "named, instant, copy-free states of a volume; URL@NAME opens one read-only", snapshot_opts, 2,
      3, cmd_snapshot},

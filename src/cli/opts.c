@@ -117,6 +117,8 @@ static const struct {
 } helps[] = {
     {"create", "force", "replace a volume that exists at URL (its objects are deleted)"},
     {"delete", "force", "delete even while the volume's writer lease is held (a writer gone)"},
+    {"umount", "force",
+     "unmount even when the final upload fails (it says what is left out of the store)"},
     {"create", "passphrase-file", "encrypt the new volume under the passphrase in FILE"},
     {"passphrase", "passphrase-file", "the volume's current passphrase"},
     {"serve", "socket", "the unix socket to serve NBD on"},

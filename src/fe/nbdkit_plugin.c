@@ -361,8 +361,9 @@ static int buoy_after_fork(void)
     return 0;
 }
 
-/* Closes the engine: flush, upload, checkpoint.  Data that could not be
- * uploaded stays in the journal for the next open, and we say so. */
+/* Closes the engine: flush, upload, checkpoint.  On a failure, says what
+ * is not in the store and where it is (the engine knows: the journal, or
+ * nowhere when the journal was lost). */
 static void close_vol(void)
 {
     if (!vol)
@@ -377,12 +378,11 @@ static void close_vol(void)
         unlink(stats_file); /* no stale numbers once the volume is closed */
     }
     log_notice("stopping: closing %s", url);
-    int rc = vol_close(vol);
+    char why[1800];
+    int rc = vol_close_report(vol, why, sizeof why);
     vol = NULL;
-    if (rc < 0)
-        serve_error("closing %s: %s; the data not yet in the store is kept in the journal "
-                    "under %s and replayed at the next open",
-                    url, strerror(-rc), cache_dir ? cache_dir : "(none)");
+    if (rc < 0) /* why says what is not in the store and where it is */
+        serve_error("closing %s failed: %s", url, why);
     else
         log_notice("closed %s%s", url,
                    vopts.read_only ? "" : ": everything written is in the store");

@@ -2,6 +2,7 @@
 #include "statsfile.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
 void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
 {
@@ -18,6 +19,26 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("error", st.error);
     U("read_errors", st.read_errors);
     U("checksum_errors", st.checksum_errors);
+    if (st.error) { /* one line: what went wrong */
+        char why[600];
+        snprintf(why, sizeof why, "%s", vol_error(v));
+        for (char *c = why; *c; c++)
+            if (*c == '\n' || *c == '\r')
+                *c = ' ';
+        buf_printf(out, "error_reason %s\n", why);
+    }
+    U("unsaved", st.unsaved);
+    U("unsaved_bytes", st.unsaved_bytes);
+    buf_printf(out, "unsaved_since %" PRId64 "\n", st.unsaved_since);
+    U("unsaved_in_journal", st.unsaved_in_journal);
+    U("journal_lost", st.journal_lost);
+    U("lease_lost", st.lease_lost);
+    buf_printf(out, "journal_dir %s\n", vol_journal_dir(v));
+    if (st.error) {
+        char note[1200];
+        vol_unsaved_note(&st, vol_journal_dir(v), note, sizeof note);
+        buf_printf(out, "unsaved_note %s\n", note);
+    }
     U("bytes_written", st.bytes_written);
     U("bytes_read", st.bytes_read);
     U("pending_bytes", st.pending_bytes);
@@ -34,6 +55,7 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("cache_used_bytes", st.cache_bytes);
     U("cache_capacity_bytes", st.cache_capacity);
     U("cache_corrupt_blocks", st.cache_corrupt_blocks);
+    U("cache_kept_blocks", st.cache_kept_blocks);
     U("gc_segments_cleaned", st.gc_segments_cleaned);
     U("gc_copied_bytes", st.gc_bytes_copied);
     U("segments_deleted", st.segments_deleted);

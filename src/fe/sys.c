@@ -146,6 +146,58 @@ int sys_loops_of_file(const char *file, char **out, int max)
     return n;
 }
 
+struct deep_arg {
+    const char *path;
+    size_t best;
+    char mp[4096], majmin[32];
+};
+
+/* The deepest mount whose mount point is path or a directory above it. */
+static int match_deepest(void *arg, const char *majmin, const char *mp, const char *fstype,
+                         const char *source)
+{
+    struct deep_arg *a = arg;
+    size_t l = strlen(mp);
+    int above = strcmp(mp, "/") == 0 ||
+                (strncmp(a->path, mp, l) == 0 && (a->path[l] == '\0' || a->path[l] == '/'));
+    if (above && l >= a->best) { /* later lines are mounted on top: >= */
+        a->best = l;
+        snprintf(a->mp, sizeof a->mp, "%s", mp);
+        snprintf(a->majmin, sizeof a->majmin, "%s", majmin);
+    }
+    return 0;
+}
+
+int sys_buoy_mount_of(const char *path, char *mp, size_t mplen, char *fsdir, size_t fslen)
+{
+    struct deep_arg a = {.path = path};
+    if (each_mount(match_deepest, &a) < 0 || !a.best)
+        return 0;
+    unsigned maj, min;
+    if (sscanf(a.majmin, "%u:%u", &maj, &min) != 2)
+        return 0;
+    /* a loop device's backing file: /sys/dev/block/MAJ:MIN/loop/backing_file */
+    char bfp[128], fstype[64] = "";
+    snprintf(bfp, sizeof bfp, "/sys/dev/block/%u:%u/loop/backing_file", maj, min);
+    char *bf = sys_read_file(bfp);
+    if (!bf)
+        return 0;
+    bf[strcspn(bf, "\n")] = '\0';
+    size_t l = strlen(bf);
+    int found = 0;
+    if (l > 5 && strcmp(bf + l - 5, "/disk") == 0) {
+        bf[l - 5] = '\0';
+        if (sys_is_mountpoint(bf, fstype, sizeof fstype) == 1 && strcmp(fstype, "fuse.buoy") == 0) {
+            snprintf(mp, mplen, "%s", bf);
+            if (fsdir)
+                snprintf(fsdir, fslen, "%s", a.mp);
+            found = 1;
+        }
+    }
+    free(bf);
+    return found;
+}
+
 static void chomp(char *s)
 {
     size_t n = strlen(s);

@@ -15,6 +15,12 @@ int sys_mounts_of_dev(const char *dev, char **out, int max);
  * out[0..max) as "/dev/loopN" (malloc'd); returns how many. */
 int sys_loops_of_file(const char *file, char **out, int max);
 
+/* 1 when path (absolute, canonical) is in a filesystem mounted from a loop
+ * device whose backing file is MP/disk of a buoy FUSE mount MP (buoy mount
+ * --fs): mp gets MP, fsdir (may be NULL) that filesystem's mount point
+ * (the --fs-dir).  0 otherwise. */
+int sys_buoy_mount_of(const char *path, char *mp, size_t mplen, char *fsdir, size_t fslen);
+
 /* Runs argv[0] (searched in PATH) with argv, stdin from /dev/null, and
  * waits.  Its stdout goes to out (NUL-terminated, trailing newline removed;
  * may be NULL), its stderr to err (the same).  Returns the exit status, 128

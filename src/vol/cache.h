@@ -13,7 +13,11 @@
  *
  * Memory: 36 to 60 bytes per slot (a 1 GiB cache of 4 KiB blocks costs 9 to
  * 15 MiB).
- * Contents do not outlive the process: the index is only in memory.
+ * Contents outlive the process only through cache_close_keep(), which
+ * saves the index beside the file (PATH.idx) under the engine's stable
+ * names for segments and a tag the engine checks at the next open
+ * (cache_open_kept, then cache_adopt or cache_drop_kept); a crash leaves
+ * nothing to keep.  An encrypted volume's cache is never kept.
  *
  * Not thread-safe: the engine calls it under its lock. */
 #ifndef BUOY_VOL_CACHE_H
@@ -38,8 +42,38 @@ struct cache_stats {
  * cache; 8 more bytes of memory per slot). */
 struct cache *cache_open(const char *path, uint64_t bytes, uint32_t block_size, int sealed,
                          char *err, size_t errlen);
-/* Closes and removes the file. */
+/* Opens the cache at path like cache_open, plain (never sealed), but keeps
+ * what the last cache_close_keep() saved there, if its index is sound and
+ * of this block and cache size: the index is read and removed (durably)
+ * first, its tag copied to tag, and its blocks held back for cache_adopt.
+ * Otherwise the file is emptied, tag zeroed and why says why nothing was
+ * kept.  NULL with err as cache_open. */
+#define CACHE_TAG_LEN 64
+struct cache *cache_open_kept(const char *path, uint64_t bytes, uint32_t block_size,
+                              uint8_t tag[CACHE_TAG_LEN], char *why, size_t whylen, char *err,
+                              size_t errlen);
+/* 1 while blocks kept from the last close are held back. */
+int cache_has_kept(const struct cache *c);
+/* Adopts them (before any put): a block whose segment seg_of names (by the
+ * name and epoch cache_close_keep got; -1 for a segment that is gone) is
+ * cached again, the others dropped.  Returns how many were adopted. */
+uint64_t cache_adopt(struct cache *c, int64_t (*seg_of)(void *arg, uint64_t name, uint32_t epoch),
+                     void *arg);
+/* Drops them (and empties the file).  cache_put does it too. */
+void cache_drop_kept(struct cache *c);
+/* Syncs the file, saves the index of what it holds for the next open, each
+ * block under the name and epoch name_of gives its segment (nonzero: do not
+ * keep that block), with tag, and closes; the file stays.  0, or -1 with
+ * err, and then the cache is removed as by cache_close.  Never for a sealed
+ * cache. */
+int cache_close_keep(struct cache *c, const uint8_t tag[CACHE_TAG_LEN],
+                     int (*name_of)(void *arg, uint32_t seg, uint64_t *name, uint32_t *epoch),
+                     void *arg, char *err, size_t errlen);
+/* Closes and removes the file (unless another file took its place). */
 void cache_close(struct cache *c);
+/* 1 while the open file is still the one at its path; 0 with the reason in
+ * err when it was removed or replaced. */
+int cache_linked(const struct cache *c, char *err, size_t errlen);
 
 /* How many of the n blocks seg:block, seg:block+1, ... are cached in a row
  * from the first; copies them to out.  Counts a hit per block returned and

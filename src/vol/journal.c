@@ -659,6 +659,29 @@ const char *journal_errmsg(const struct journal *j)
     return j->errmsg;
 }
 
+int journal_linked(const struct journal *j, char *err, size_t errlen)
+{
+    struct stat fs, ps;
+    if (fstat(j->fd, &fs) < 0) {
+        snprintf(err, errlen, "journal %s: fstat: %s", j->path, strerror(errno));
+        return 0;
+    }
+    if (fs.st_nlink == 0) {
+        snprintf(err, errlen, "journal %s was deleted while open", j->path);
+        return 0;
+    }
+    if (stat(j->path, &ps) < 0) {
+        snprintf(err, errlen, "journal %s is gone from its directory (%s)", j->path,
+                 strerror(errno));
+        return 0;
+    }
+    if (ps.st_dev != fs.st_dev || ps.st_ino != fs.st_ino) {
+        snprintf(err, errlen, "journal %s was replaced by another file while open", j->path);
+        return 0;
+    }
+    return 1;
+}
+
 /* --- the directory ------------------------------------------------------ */
 
 int journal_remove(const char *dir, uint64_t seq, char *err, size_t errlen)

@@ -77,6 +77,11 @@ uint64_t journal_size(const struct journal *j);     /* bytes: header + records *
 uint64_t journal_nrecords(const struct journal *j); /* records appended */
 int journal_failed(const struct journal *j);        /* 1 in the sticky error state */
 const char *journal_errmsg(const struct journal *j); /* the last error, "" if none */
+/* 1 while the open file is still the one at its path: not deleted (a link
+ * count of 0), not moved away, not replaced by another file.  0 with the
+ * reason in err otherwise: records appended from then on, or synced, would
+ * never be found by a replay. */
+int journal_linked(const struct journal *j, char *err, size_t errlen);
 
 /* Unlinks dir/<seq>.jrn and fsyncs dir, for once segment seq is durable in
  * the store.  A journal that is already gone is not an error (the directory

@@ -57,6 +57,25 @@
  *     the sticky error when it cannot renew in time or finds the lease
  *     taken, and a flush or a delete happens only while lease_ok().
  *     Recovery takes only segments and checkpoints fence_ok() allows.
+ * 10. The local state is what was opened: the journal directory (same
+ *     device and inode), every open journal still linked at its path, the
+ *     cache dir's lock file.  check_local() looks before every new segment
+ *     and every flush, and the sealer every 200 ms; a journal write or sync
+ *     that fails counts too.  When it breaks, the volume goes into the
+ *     sticky error state at once (lose_local): writes and flushes fail, and
+ *     what was written but is only in memory is uploaded (drain_local).  A
+ *     flush never reports success for data in a journal no replay would
+ *     find.  What is not in the store is always told exactly (unsaved()):
+ *     in this cache dir's journal, or in memory only and lost at exit.
+ * 11. The block cache outlives a close only when it provably matches the
+ *     volume at the next open: a clean close (everything durable, the
+ *     checkpoint at next_seq - 1) keeps it with a tag of the volume's uuid,
+ *     our lease epoch and that checkpoint (cache.c rule 5); the next open
+ *     adopts it only if the lease it finds is still ours at that epoch (any
+ *     other writer's take bumps it), the newest checkpoint and the end of
+ *     the run are the same, and no journal was replayed.  Any doubt drops
+ *     it.  Read-only opens never touch it; an encrypted volume's is never
+ *     kept (its key lives only in the process).
  */
 #include "vol.h"
 #include "cache.h"
@@ -73,6 +92,8 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/path.h"
+#include "util/le.h"
+#include "util/size.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -99,10 +120,296 @@ int fail(struct vol *v, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(v->failed, sizeof v->failed, fmt, ap);
         va_end(ap);
-        log_error("%s; the volume stops accepting writes (data stays in the journal)",
-                  v->failed);
+        log_error("%s; the volume stops accepting writes", v->failed);
     }
     return -EIO;
+}
+
+/* ---- the local state (rule 10) ---- */
+
+/* What was written but would not come back from the store alone: the data
+ * of every segment from the first one not durable on (a later one that is
+ * durable follows a gap, which recovery cuts off), and whether this cache
+ * dir's journal holds what the store lacks (the next open replays it). */
+struct unsaved {
+    int any;
+    uint64_t bytes;
+    int64_t since; /* Unix time the oldest of those segments was opened */
+    int in_journal;
+};
+
+static void unsaved(const struct vol *v, struct unsaved *out)
+{
+    uint64_t first = UINT64_MAX;
+    int in_journal = !v->journal_gone;
+    for (int i = 0; i < 2; i++) {
+        const struct wseg *w = &v->w[i];
+        if (!w->b || !seg_extent_count(w->b))
+            continue;
+        if (v->segs[w->idx].seq < first)
+            first = v->segs[w->idx].seq;
+        if (!w->j || journal_failed(w->j))
+            in_journal = 0;
+    }
+    for (const struct upload *u = v->uploads; u; u = u->next) {
+        if (v->segs[u->idx].seq < first)
+            first = v->segs[u->idx].seq;
+        if (!u->j || journal_failed(u->j))
+            in_journal = 0;
+    }
+    memset(out, 0, sizeof *out);
+    if (first == UINT64_MAX)
+        return;
+    out->any = 1;
+    out->in_journal = in_journal;
+    for (uint32_t i = 0; i < v->nsegs; i++) {
+        const struct vseg *s = &v->segs[i];
+        if (s->seq < first)
+            continue;
+        out->bytes += (uint64_t)(s->mem ? seg_data_blocks(s->mem) : s->ndata) * v->bs;
+        if (s->opened && (!out->since || s->opened < out->since))
+            out->since = s->opened;
+    }
+}
+
+/* One sentence on what is not in the store and where it is, never more
+ * than can be proved. */
+static void note(const struct unsaved *u, int fenced, int gone, const char *jdir, char *out,
+                 size_t n)
+{
+    if (!u->any) {
+        snprintf(out, n, "%s",
+                 fenced ? "everything written is in the store, but the lease was lost: what was "
+                          "uploaded after another writer took over is not part of the volume"
+                        : "nothing is lost: everything written is in the store");
+        return;
+    }
+    char sz[32], when[40] = "this process started";
+    size_format(u->bytes, sz, sizeof sz);
+    if (u->since) {
+        struct tm tm;
+        time_t t = (time_t)u->since;
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+    }
+    if (u->in_journal)
+        snprintf(out, n,
+                 "%s written since %s %s not in the store; they are in the journal in %s, "
+                 "which the next open with this cache dir replays%s",
+                 sz, when, u->bytes ? "are" : "(trims) are", jdir,
+                 fenced ? " unless another writer has written the volume since (the lease was "
+                          "lost)"
+                        : "");
+    else if (gone)
+        snprintf(out, n,
+                 "%s written since %s %s not in the store and in no journal (the journal is "
+                 "gone): they are lost when this process ends",
+                 sz, when, u->bytes ? "are" : "(trims) are");
+    else
+        snprintf(out, n,
+                 "%s written since %s %s not in the store, and a write or sync of their journal "
+                 "failed: what of them the next open with this cache dir replays is not known",
+                 sz, when, u->bytes ? "are" : "(trims) are");
+}
+
+static void unsaved_text(const struct vol *v, char *out, size_t n)
+{
+    struct unsaved u;
+    unsaved(v, &u);
+    note(&u, v->fenced, v->journal_gone, v->jdir ? v->jdir : "", out, n);
+}
+
+void vol_unsaved_note(const struct vol_stats *st, const char *jdir, char *out, size_t n)
+{
+    struct unsaved u = {st->unsaved, st->unsaved_bytes, st->unsaved_since,
+                        st->unsaved_in_journal};
+    note(&u, st->lease_lost, st->journal_lost, jdir, out, n);
+}
+
+/* 1 when drain_local() seals what is open: not after an upload failed
+ * (what follows a gap is never applied) or the lease was lost. */
+static int may_drain(const struct vol *v)
+{
+    for (const struct upload *u = v->uploads; u; u = u->next)
+        if (u->dead)
+            return 0;
+    return !v->fenced;
+}
+
+int lose_local(struct vol *v, const char *fmt, ...)
+{
+    char why[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    int first = !v->local_lost, was_failed = v->failed[0] != 0;
+    v->local_lost = 1;
+    if (!v->failed[0])
+        snprintf(v->failed, sizeof v->failed, "%s", why);
+    if (first) {
+        struct unsaved u;
+        char sz[32];
+        unsaved(v, &u);
+        size_format(u.bytes, sz, sizeof sz);
+        int upload = u.any && may_drain(v);
+        log_error("%s; %s%s%s%s", why,
+                  was_failed ? "the volume was in the error state already"
+                             : "the volume stops accepting writes",
+                  upload ? "; uploading the " : "", upload ? sz : "",
+                  upload ? " written and not yet in the store" : "");
+        pthread_cond_signal(&v->wake); /* the sealer drains */
+    } else
+        log_error("%s", why);
+    return -EIO;
+}
+
+/* Rule 10: 0 while the local state is the one opened, else -EIO (the
+ * volume is then in the error state).  Also drops a block cache whose file
+ * was removed or replaced: it still serves correct blocks through its
+ * descriptor, but the disk space would never come back. */
+int check_local(struct vol *v)
+{
+    char why[600];
+    struct stat st, lk;
+    v->local_checked_ms = clock_mono_ms();
+    if (v->read_only || !v->jdir)
+        return 0;
+    if (v->cache && !cache_linked(v->cache, why, sizeof why)) {
+        log_warn("%s; the block cache is off until the next mount", why);
+        cache_close(v->cache);
+        v->cache = NULL;
+    }
+    if (v->journal_gone)
+        return -EIO;
+    int gone = 1;
+    if (stat(v->jdir, &st) < 0)
+        snprintf(why, sizeof why, "the journal directory %s is gone (%s)", v->jdir,
+                 strerror(errno));
+    else if (st.st_dev != v->jdir_dev || st.st_ino != v->jdir_ino)
+        snprintf(why, sizeof why, "the journal directory %s was replaced by another one",
+                 v->jdir);
+    else {
+        gone = 0;
+        for (int i = 0; i < 2 && !gone; i++)
+            gone = v->w[i].j && !journal_linked(v->w[i].j, why, sizeof why);
+        for (struct upload *u = v->uploads; u && !gone; u = u->next)
+            gone = u->j && !journal_linked(u->j, why, sizeof why);
+    }
+    if (gone) {
+        v->journal_gone = 1;
+        return lose_local(v, "%s", why);
+    }
+    if (!v->local_lost && v->lock_fd >= 0 &&
+        (fstat(v->lock_fd, &lk) < 0 || lk.st_nlink == 0 || stat(v->lock_path, &st) < 0 ||
+         st.st_dev != lk.st_dev || st.st_ino != lk.st_ino))
+        return lose_local(v, "the lock file %s was removed or replaced: another process could "
+                             "now open this volume with this cache dir",
+                          v->lock_path);
+    return v->local_lost ? -EIO : 0;
+}
+
+/* A journal append or sync failed: the local state broke (rule 10). */
+int journal_error(struct vol *v, struct journal *j)
+{
+    if (check_local(v) == 0)
+        lose_local(v, "journal: %s", journal_errmsg(j));
+    return -EIO;
+}
+
+/* ---- the block cache across a clean close (rule 11) ---- */
+
+/* The tag: what the volume was at a clean close, with lease epoch epoch. */
+static void cache_tag(const struct vol *v, uint64_t epoch, uint8_t tag[CACHE_TAG_LEN])
+{
+    memset(tag, 0, CACHE_TAG_LEN);
+    memcpy(tag, v->sb.uuid, 16);
+    le_put64(tag + 16, epoch);
+    le_put64(tag + 24, v->ckpt_seq);
+    le_put32(tag + 32, v->ckpt_epoch);
+    le_put64(tag + 40, v->next_seq);
+}
+
+/* cache_close_keep's names: a durable segment's seq and epoch. */
+static int seg_name(void *arg, uint32_t idx, uint64_t *name, uint32_t *epoch)
+{
+    const struct vol *v = arg;
+    if (idx >= v->nsegs || v->segs[idx].mem || v->segs[idx].deleted || !v->segs[idx].live)
+        return -1;
+    *name = v->segs[idx].seq;
+    *epoch = v->segs[idx].epoch;
+    return 0;
+}
+
+/* Segments by seq, for cache_adopt's lookup. */
+struct seg_ref {
+    uint64_t seq;
+    uint32_t idx;
+};
+
+struct seg_lookup {
+    const struct vol *v;
+    struct seg_ref *r; /* sorted by seq */
+};
+
+static int seg_ref_cmp(const void *a, const void *b)
+{
+    const struct seg_ref *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* cache_adopt's lookup: the index of durable segment (seq, epoch), or -1. */
+static int64_t seg_index(void *arg, uint64_t seq, uint32_t epoch)
+{
+    const struct seg_lookup *l = arg;
+    uint32_t lo = 0, hi = l->v->nsegs;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (l->r[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < l->v->nsegs && l->r[lo].seq == seq; lo++) {
+        const struct vseg *s = &l->v->segs[l->r[lo].idx];
+        if (s->epoch == epoch && !s->mem && !s->deleted)
+            return l->r[lo].idx;
+    }
+    return -1;
+}
+
+/* After recovery: adopts the kept cache when rule 11 holds, else drops it. */
+static void adopt_cache(struct vol *v)
+{
+    if (!v->cache || !cache_has_kept(v->cache))
+        return;
+    uint8_t now[CACHE_TAG_LEN];
+    cache_tag(v, v->lease_prev_epoch, now);
+    const uint8_t *t = v->kept_tag;
+    const char *doubt = NULL;
+    if (memcmp(t, v->sb.uuid, 16) != 0)
+        doubt = "it is another volume's";
+    else if (!v->lease_prev_ours || le_get64(t + 16) != v->lease_prev_epoch)
+        doubt = "another writer has held the volume since";
+    else if (le_get64(t + 24) != v->ckpt_seq || le_get32(t + 32) != v->ckpt_epoch ||
+             le_get64(t + 40) != v->next_seq)
+        doubt = "the volume was written since";
+    else if (v->stats.journal_records_replayed || v->stats.segments_ignored)
+        doubt = "recovery replayed journals";
+    else if (memcmp(t, now, CACHE_TAG_LEN) != 0)
+        doubt = "its tag does not match";
+    if (doubt) {
+        cache_drop_kept(v->cache);
+        log_info("the block cache of the last close is dropped: %s", doubt);
+        return;
+    }
+    struct seg_lookup l = {v, xmalloc((v->nsegs ? v->nsegs : 1) * sizeof *l.r)};
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        l.r[i] = (struct seg_ref){v->segs[i].seq, i};
+    qsort(l.r, v->nsegs, sizeof *l.r, seg_ref_cmp);
+    v->stats.cache_kept_blocks = cache_adopt(v->cache, seg_index, &l);
+    free(l.r);
+    log_info("the block cache of the last clean close is kept: %" PRIu64 " blocks",
+             v->stats.cache_kept_blocks);
 }
 
 /* ---- segments table ---- */
@@ -253,18 +560,25 @@ int open_builder(struct vol *v, struct wseg *w)
             if (rc)
                 return rc;
         }
+    if (!v->replaying) { /* rule 10: a journal a replay would find, or no segment */
+        if (check_local(v))
+            return -EIO;
+        if (journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs,
+                           v->keys ? v->keys->local : NULL, &w->j, err, sizeof err) < 0)
+            return check_local(v) ? -EIO : lose_local(v, "journal: %s", err);
+    }
     w->b = seg_builder_new(v->sb.uuid, v->next_seq, v->epoch, v->bs, v->seg_blocks);
-    if (!w->b)
+    if (!w->b) {
+        journal_close(w->j);
+        w->j = NULL;
         return fail(v, "cannot start segment %" PRIu64, v->next_seq);
+    }
     if (v->zstd_level)
         seg_builder_set_zstd(w->b, v->zstd_level);
     w->idx = add_seg(v, v->next_seq, v->epoch);
     v->segs[w->idx].mem = w->b; /* read from memory until uploaded */
+    v->segs[w->idx].opened = (int64_t)time(NULL);
     w->opened_ms = clock_mono_ms();
-    if (!v->replaying &&
-        journal_create(v->jdir, v->sb.uuid, v->writer_id, v->next_seq, v->epoch, v->bs,
-                       v->keys ? v->keys->local : NULL, &w->j, err, sizeof err) < 0)
-        return fail(v, "journal: %s", err);
     v->next_seq++;
     return 0;
 }
@@ -310,9 +624,12 @@ static int reap(struct vol *v)
             buf_free(&got);
         }
         if (!applied) {
-            fail(v, "upload of segment %" PRIu64 " failed: %s", s->seq,
-                 u->q.r.err == STORE_EPRECOND ? "another writer made a segment with this seq"
-                                              : u->q.r.errmsg);
+            const char *why = u->q.r.err == STORE_EPRECOND
+                                  ? "another writer made a segment with this seq"
+                                  : u->q.r.errmsg;
+            if (v->failed[0]) /* fail() reports only the first error */
+                log_error("upload of segment %" PRIu64 " failed: %s", s->seq, why);
+            fail(v, "upload of segment %" PRIu64 " failed: %s", s->seq, why);
             if (u->j)
                 journal_sync(u->j); /* keep what we have for the next open */
             u->dead = 1;
@@ -341,7 +658,7 @@ static int reap(struct vol *v)
         v->stats.data_bytes_stored += u->len - h->header_len;
         if (u->j) {
             journal_close(u->j);
-            if (journal_remove(v->jdir, s->seq, err, sizeof err) < 0)
+            if (!v->journal_gone && journal_remove(v->jdir, s->seq, err, sizeof err) < 0)
                 log_warn("journal of segment %" PRIu64 ": %s", s->seq, err);
         }
         store_req_free(&u->q.r);
@@ -389,13 +706,37 @@ int wait_uploads(struct vol *v)
     return wait_uploads_upto(v, UINT64_MAX);
 }
 
+/* Rule 10, once the local state is lost: seals what is open (if
+ * may_drain) and waits for every upload, so what was only in memory is in
+ * the store if it can be.  The first call logs what is not in the store. */
+static void drain_local(struct vol *v)
+{
+    if (may_drain(v))
+        while (any_open(v)) /* seal() clears the slot even when it returns -EIO */
+            seal(v, v->w[W_USER].b ? &v->w[W_USER] : &v->w[W_GC]);
+    for (;;) {
+        uint64_t gen = io_gen(v->io);
+        reap(v);
+        save_stats(v);
+        if (!uploading(v, UINT64_MAX))
+            break;
+        wait_io(v, gen);
+    }
+    if (!v->drained) {
+        char t[1200];
+        unsaved_text(v, t, sizeof t);
+        log_error("after the error (%s): %s", v->failed, t);
+        v->drained = 1;
+    }
+}
+
 /* Seals the open segment and starts its upload (rule 2); waits while
  * max_uploads or max_upload_bytes are already under way (back-pressure). */
 int seal(struct vol *v, struct wseg *w)
 {
     if (!w->b)
         return 0;
-    if (v->failed[0])
+    if (v->failed[0] && !v->local_lost) /* rule 10: a lost journal still lets memory out */
         return -EIO;
     struct vseg *s = &v->segs[w->idx];
     struct upload *u = xcalloc(1, sizeof *u);
@@ -445,7 +786,7 @@ int write_blocks(struct vol *v, uint64_t lba, uint64_t n, const char *data)
             continue;
         }
         if (w->j && journal_append_data(w->j, lba, k, data) < 0)
-            return fail(v, "journal: %s", journal_errmsg(w->j));
+            return journal_error(v, w->j);
         map_set(v->map, lba, k, w->idx, (uint32_t)first);
         v->segs[w->idx].live += k;
         lba += k;
@@ -473,7 +814,7 @@ int zero_blocks(struct vol *v, uint64_t lba, uint64_t n)
             continue;
         }
         if (w->j && journal_append_zero(w->j, lba, k) < 0)
-            return fail(v, "journal: %s", journal_errmsg(w->j));
+            return journal_error(v, w->j);
         map_unset(v->map, lba, k);
         lba += k;
         n -= k;
@@ -492,13 +833,18 @@ int seal_all(struct vol *v)
 
 static int flush_locked(struct vol *v)
 {
+    check_local(v); /* rule 10: never a flush into a journal nobody will replay */
+    if (v->local_lost) {
+        drain_local(v); /* what can still be saved is, before the error is returned */
+        return -EIO;
+    }
     if (v->failed[0])
         return -EIO;
     if (v->durability_local) {
         for (int i = 0; i < 2; i++)
             if (v->w[i].j && journal_sync(v->w[i].j) < 0)
-                return fail(v, "journal: %s", journal_errmsg(v->w[i].j));
-        return 0;
+                return journal_error(v, v->w[i].j);
+        return check_local(v); /* the sync was of the files we still find */
     }
     uint64_t upto = v->next_seq - 1; /* the open segments' seqs, or the last sealed */
     int rc = seal_all(v);
@@ -605,6 +951,10 @@ static void *sealer_main(void *arg)
         uint64_t step = v->nuploads || v->nra ? 10 : v->seal_age_ms / 4 ? v->seal_age_ms / 4 : 1;
         clock_deadline(CLOCK_REALTIME, step, &ts);
         pthread_cond_timedwait(&v->wake, &v->lock, &ts);
+        if (!v->stopping && !v->journal_gone && clock_mono_ms() - v->local_checked_ms >= 200)
+            check_local(v); /* rule 10 */
+        if (!v->stopping && v->local_lost && !v->drained)
+            drain_local(v);
         if (!v->stopping && (v->nuploads || v->nra)) { /* finish uploads and read-ahead */
             reap(v);
             reap_readahead(v, 0, 0, 0);
@@ -668,7 +1018,7 @@ static int take_local_lock(struct vol *v, const char *cache_dir, const char *uui
     int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
         log_warn("%s: cannot record the pid: %s", path, strerror(errno));
-    free(path);
+    v->lock_path = path;
     v->lock_fd = fd;
     return 0;
 }
@@ -720,6 +1070,7 @@ static void free_vol(struct vol *v)
     free(v->jdir);
     if (v->lock_fd >= 0)
         close(v->lock_fd); /* releases the flock */
+    free(v->lock_path);
     free(v->orphans);
     free(v->pins);
     free(v->snapshot);
@@ -860,16 +1211,23 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         char uuid[37];
         super_uuid_str(v->sb.uuid, uuid);
         v->jdir = xasprintf("%s/%s/journal", o->cache_dir, uuid);
-        if (path_mkdirs(v->jdir, 0700) < 0) {
+        struct stat jst;
+        if (path_mkdirs(v->jdir, 0700) < 0 || stat(v->jdir, &jst) < 0) {
             snprintf(err, errlen, "cannot create %s: %s", v->jdir, strerror(errno));
             goto fail;
         }
+        v->jdir_dev = jst.st_dev; /* rule 10: what must stay there */
+        v->jdir_ino = jst.st_ino;
         if (take_local_lock(v, o->cache_dir, uuid, url, err, errlen) < 0)
             goto fail;
         if (o->cache_size != VOL_NO_CACHE) {
-            char *path = xasprintf("%s/%s/blocks", o->cache_dir, uuid);
-            v->cache = cache_open(path, o->cache_size ? o->cache_size : DEFAULT_CACHE_BYTES,
-                                  v->bs, v->keys != NULL, err, errlen);
+            char *path = xasprintf("%s/%s/blocks", o->cache_dir, uuid), kw[200] = "";
+            uint64_t bytes = o->cache_size ? o->cache_size : DEFAULT_CACHE_BYTES;
+            v->cache = v->keys ? cache_open(path, bytes, v->bs, 1, err, errlen)
+                               : cache_open_kept(path, bytes, v->bs, v->kept_tag, kw, sizeof kw,
+                                                 err, errlen);
+            if (v->cache && !v->keys && !cache_has_kept(v->cache))
+                log_debug("%s: no block cache kept: %s", path, kw);
             free(path);
             if (!v->cache)
                 goto fail;
@@ -903,6 +1261,8 @@ struct vol *vol_open(const char *url, const struct vol_opts *o, char *err, size_
         report_gap(v);
     if (!rrc && !v->read_only && !fence_early && write_fence(v, err, errlen) < 0)
         rrc = 1;
+    if (!rrc && !v->read_only)
+        adopt_cache(v); /* rule 11, before anything is cached */
     if (!rrc) {
         if (!v->read_only)
             find_orphans(v);
@@ -942,31 +1302,70 @@ fail:
     return NULL;
 }
 
-int vol_close(struct vol *v)
+int vol_close_report(struct vol *v, char *why, size_t whylen)
 {
+    if (why && whylen)
+        why[0] = '\0';
     if (v->read_only) {
         free_vol(v);
         return 0;
     }
     stop_sealer(v);
     pthread_mutex_lock(&v->lock);
-    int rc = v->failed[0] ? -EIO : seal_all(v);
-    if (!rc)
-        rc = wait_uploads(v);
-    if (!rc && v->since_ckpt)
-        rc = write_checkpoint(v);
-    if (!rc && v->has_lease && !lease_ok(v))
-        rc = fail(v, "the writer lease ran out before the close completed");
+    check_local(v); /* rule 10, even after another error: is the journal still there? */
+    int rc, release = 0;
+    if (v->local_lost) {
+        /* the error stays, but what memory holds goes to the store, and
+         * when that is everything, the checkpoint and the lease too */
+        struct unsaved u;
+        drain_local(v);
+        unsaved(v, &u);
+        rc = -EIO;
+        if (!u.any && !v->fenced && !any_open(v) && !v->uploads && v->has_lease &&
+            lease_ok(v) && (!v->since_ckpt || write_checkpoint(v) == 0))
+            release = 1;
+    } else {
+        rc = v->failed[0] ? -EIO : seal_all(v);
+        if (!rc)
+            rc = wait_uploads(v);
+        if (!rc && v->since_ckpt)
+            rc = write_checkpoint(v);
+        if (!rc && v->has_lease && !lease_ok(v))
+            rc = fail(v, "the writer lease ran out before the close completed");
+        release = !rc;
+    }
+    if (rc) {
+        char t[1200];
+        unsaved_text(v, t, sizeof t);
+        if (why)
+            snprintf(why, whylen, "%s; %s", v->failed, t);
+        else
+            log_error("closing the volume: %s; %s", v->failed, t);
+    }
     pthread_mutex_unlock(&v->lock);
     stop_lease(v);
-    if (!rc && v->has_lease) { /* everything is in the store: the next writer need not wait */
-        char why[STORE_ERRMSG_MAX];
-        if (lease_release(&v->lease, why, sizeof why) != LEASE_OK)
+    if (release && v->has_lease) { /* everything is in the store: the next writer need not wait */
+        char lw[STORE_ERRMSG_MAX];
+        if (lease_release(&v->lease, lw, sizeof lw) != LEASE_OK)
             log_warn("releasing the writer lease: %s (the next writer waits for it to run out)",
-                     why);
+                     lw);
+    }
+    if (!rc && v->cache && !v->keys && v->has_lease && v->next_seq == v->ckpt_seq + 1) {
+        /* rule 11: a clean close, everything durable, the checkpoint at the end */
+        uint8_t tag[CACHE_TAG_LEN];
+        char cw[512];
+        cache_tag(v, v->epoch, tag);
+        if (cache_close_keep(v->cache, tag, seg_name, v, cw, sizeof cw) < 0)
+            log_warn("the block cache is not kept for the next open: %s", cw);
+        v->cache = NULL;
     }
     free_vol(v);
     return rc;
+}
+
+int vol_close(struct vol *v)
+{
+    return vol_close_report(v, NULL, 0);
 }
 
 void vol_abandon(struct vol *v)
@@ -987,6 +1386,11 @@ uint32_t vol_block_size(const struct vol *v)
 const char *vol_error(const struct vol *v)
 {
     return v->failed;
+}
+
+const char *vol_journal_dir(const struct vol *v)
+{
+    return v->jdir ? v->jdir : "";
 }
 
 void vol_get_info(struct vol *v, struct vol_info *out)
@@ -1061,6 +1465,14 @@ static void compute_stats(struct vol *v, struct vol_stats *out)
     uint64_t looked = out->cache_hit_blocks + out->cache_miss_blocks;
     out->cache_hit_ratio = looked ? (double)out->cache_hit_blocks / (double)looked : 0;
     out->error = v->failed[0] != 0;
+    struct unsaved u;
+    unsaved(v, &u);
+    out->unsaved = u.any;
+    out->unsaved_bytes = u.bytes;
+    out->unsaved_since = u.since;
+    out->unsaved_in_journal = u.any && u.in_journal;
+    out->journal_lost = v->journal_gone;
+    out->lease_lost = v->fenced;
 }
 
 /* Records the stats for vol_get_stats callers that find the lock busy. */

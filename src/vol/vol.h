@@ -59,6 +59,7 @@ struct vol_stats {
     uint64_t cache_hit_blocks, cache_miss_blocks; /* stored blocks a read looked for */
     double cache_hit_ratio;
     uint64_t cache_bytes, cache_capacity, cache_corrupt_blocks, cache_mem_bytes;
+    uint64_t cache_kept_blocks; /* adopted at open from the last clean close's cache */
     uint64_t gc_segments_cleaned; /* segments GC emptied by copying their live blocks */
     uint64_t gc_bytes_copied;
     uint64_t segments_deleted;    /* segment objects deleted (emptied by GC or overwrites) */
@@ -66,6 +67,15 @@ struct vol_stats {
     uint64_t data_bytes_sealed, data_bytes_stored; /* uploaded segments' data, raw and stored */
     double compression_ratio;     /* sealed / stored (1 without compression) */
     int error; /* in the sticky error state (vol_error says why) */
+    /* What was written but would not come back from the store alone (the
+     * segments from the first one not in the store on): */
+    int unsaved;
+    uint64_t unsaved_bytes;
+    int64_t unsaved_since;  /* Unix time the oldest of it was written, 0 if unknown */
+    int unsaved_in_journal; /* 1: this cache dir's journal holds all of it (the next
+                               open replays it); 0: it is only in memory */
+    int journal_lost;       /* the journal was removed or replaced while open */
+    int lease_lost;         /* the writer lease was lost: this writer stopped */
     int stale; /* the engine was busy: these are the numbers of its last progress */
 };
 
@@ -85,8 +95,13 @@ int vol_write(struct vol *v, const void *buf, uint64_t off, size_t len, int fua)
 int vol_trim(struct vol *v, uint64_t off, uint64_t len);
 int vol_flush(struct vol *v);
 /* Flushes, writes a checkpoint, removes the journal, frees v.  Returns the
- * flush's or checkpoint's error; v is freed either way. */
+ * flush's or checkpoint's error; v is freed either way.  On an error the
+ * log says why and exactly what is not in the store and where it is (the
+ * journal in the cache dir, replayed by the next open, or nowhere). */
 int vol_close(struct vol *v);
+/* The same, but on an error that sentence goes into why instead of the
+ * log (why NULL: the log). */
+int vol_close_report(struct vol *v, char *why, size_t whylen);
 /* For crash tests: frees v without flushing anything, as a kill would. */
 void vol_abandon(struct vol *v);
 uint64_t vol_size(const struct vol *v);
@@ -184,5 +199,11 @@ struct store *vol_wrap_store(struct vol *v, struct store *s, char *err, size_t e
 
 /* The reason for the sticky error state, "" when there is none. */
 const char *vol_error(const struct vol *v);
+/* CACHE_DIR/UUID/journal, "" when read-only. */
+const char *vol_journal_dir(const struct vol *v);
+/* One sentence from st on what was written but is not in the store and
+ * where it is (the journal in jdir, or nowhere), or that nothing is lost;
+ * it never claims more than the engine can prove. */
+void vol_unsaved_note(const struct vol_stats *st, const char *jdir, char *out, size_t n);
 
 #endif

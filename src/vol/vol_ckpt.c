@@ -188,6 +188,7 @@ int write_checkpoint(struct vol *v)
     v->stats.checkpoints++;
     v->since_ckpt = 0;
     v->ckpt_seq = seq;
+    v->ckpt_epoch = v->epoch;
     if (!delete_dead(v, key))
         prune_checkpoints(v);
     return 0;

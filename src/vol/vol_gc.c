@@ -94,7 +94,7 @@ static int64_t gc_append(struct vol *v, uint32_t victim, uint64_t lba, uint32_t 
         return rc ? rc : 0;
     }
     if (w->j && journal_append_data(w->j, lba, (uint32_t)k, data) < 0)
-        return fail(v, "journal: %s", journal_errmsg(w->j));
+        return journal_error(v, w->j);
     map_set(v->map, lba, (uint32_t)k, w->idx, (uint32_t)first);
     v->segs[w->idx].live += (uint32_t)k;
     v->stats.gc_bytes_copied += k * v->bs;

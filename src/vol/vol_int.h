@@ -63,6 +63,7 @@ struct vseg {
     struct seg_hdr *hdr;      /* cached, NULL when not loaded */
     struct seg_builder *mem;  /* its bytes while open or sealed and not yet durable */
     int deleted;              /* GC deleted its object (rule 8) */
+    int64_t opened;           /* Unix time it was opened by this process, 0 if not */
 };
 
 /* A segment object no checkpoint references and segs[] does not know,
@@ -150,7 +151,21 @@ struct vol {
     char failed[512];
     struct vol_stats stats;
     int lock_fd;                 /* CACHE_DIR/UUID/lock, flock'd: one writer per cache dir */
+    char *lock_path;
+    /* the local state (rule 10) */
+    dev_t jdir_dev;              /* the journal directory opened: what must stay there */
+    ino_t jdir_ino;
+    int local_lost;              /* rule 10 broke: writes stop, memory is uploaded */
+    int journal_gone;            /* ... and the journal files are no longer found by a replay */
+    int drained;                 /* drain_local() has run since */
+    int fenced;                  /* the lease was lost: journals may never apply again */
+    uint64_t local_checked_ms;   /* monotonic: the last check_local() */
     uint64_t ckpt_seq;           /* the newest durable checkpoint's seq, 0 before one */
+    uint32_t ckpt_epoch;         /* and its epoch */
+    /* the block cache kept from the last clean close (rule 11) */
+    uint8_t kept_tag[CACHE_TAG_LEN];
+    int lease_prev_ours;         /* the lease, before we took it, was this holder's... */
+    uint64_t lease_prev_epoch;   /* ...at this epoch */
     struct orphan *orphans;
     size_t norphans;
     struct orphan *pins;         /* segments snapshots reference, sorted */
@@ -234,6 +249,9 @@ int write_blocks(struct vol *v, uint64_t lba, uint64_t n, const char *data);
 int zero_blocks(struct vol *v, uint64_t lba, uint64_t n);
 int seal_all(struct vol *v);
 void save_stats(struct vol *v);
+int check_local(struct vol *v);
+int journal_error(struct vol *v, struct journal *j);
+int lose_local(struct vol *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* vol_read.c */
 void add_piece(struct read_ctx *c, uint64_t lba, uint64_t n, uint32_t seg, uint32_t block);

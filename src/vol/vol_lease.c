@@ -89,6 +89,10 @@ int take_lease(struct vol *v, const char *url, const struct vol_opts *o,
         return -1;
     }
     struct lease_rec *cur = &v->lease.cur;
+    /* who held it last, for a kept block cache (rule 11): any taker bumps the epoch */
+    v->lease_prev_ours = v->lease.exists && strcmp(cur->holder, holder) == 0 &&
+                         strcmp(cur->host, host) == 0;
+    v->lease_prev_epoch = cur->epoch;
     if (v->lease.exists && !cur->released) {
         char since[40];
         when_str(cur->since, since, sizeof since);
@@ -171,6 +175,7 @@ void *lease_main(void *arg)
             v->lease_deadline_ms = 0;
             pthread_mutex_unlock(&v->lease_lock);
             pthread_mutex_lock(&v->lock);
+            v->fenced = 1;
             fail(v, "%s (epoch %u; now held by %s on %s); this writer stops", lost, v->epoch,
                  v->lease.exists ? v->lease.cur.holder : "nobody",
                  v->lease.exists ? v->lease.cur.host : "-");

@@ -213,8 +213,10 @@ int load_checkpoint(struct vol *v, char *err, size_t errlen)
         }
         rc = apply_checkpoint(v, &ck, list[i].key, err, errlen);
         buf_free(&b);
-        if (!rc)
+        if (!rc) {
             v->ckpt_seq = ck.seq;
+            v->ckpt_epoch = epoch;
+        }
         break;
     }
     store_list_free(list, n);

@@ -5,7 +5,10 @@
  * capacity's worth of blocks must always be there (FIFO), the index must
  * match the slots after every step, and a cache file that cannot be written
  * must drop blocks, never return them.  The model runs for plain and for
- * sealed caches (an encrypted volume's), whose file must hold no plaintext. */
+ * sealed caches (an encrypted volume's), whose file must hold no plaintext.
+ * A cache kept across a close (rule 5) comes back block for block under
+ * the names it was saved with, and a crash, a put before adopt, a damaged
+ * index, another size or a sealed cache keep nothing. */
 #include "tap.h"
 #include "util/rng.h"
 #include "vol/cache.h"
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BS 512
@@ -157,6 +161,113 @@ static void test_errors(int sealed)
     cache_close(c);
 }
 
+/* The engine's names for the test: segment s is "seq" 100 + s, epoch 7. */
+static int name_of(void *arg, uint32_t seg, uint64_t *name, uint32_t *epoch)
+{
+    (void)arg;
+    if (seg == 5) /* a segment gone by the close: not kept */
+        return -1;
+    *name = 100 + seg;
+    *epoch = 7;
+    return 0;
+}
+
+/* At the next open segment "seq" 100 + s is index 10 + s; epoch 8 is not known. */
+static int64_t seg_of(void *arg, uint64_t name, uint32_t epoch)
+{
+    (void)arg;
+    return epoch == 7 && name >= 100 && name < 100 + NSEG ? (int64_t)(name - 100 + 10) : -1;
+}
+
+static struct cache *kept_cache(const char *path, uint32_t slots, uint8_t tag[CACHE_TAG_LEN])
+{
+    char err[256], why[200];
+    struct cache *c = cache_open_kept(path, (uint64_t)slots * BS, BS, tag, why, sizeof why, err,
+                                      sizeof err);
+    if (!c)
+        bail_out(err);
+    return c;
+}
+
+static void test_keep(void)
+{
+    char err[256], path[] = "/tmp/buoy-test-cache-keep-XXXXXX", idx[64];
+    int fd = mkstemp(path);
+    close(fd);
+    snprintf(idx, sizeof idx, "%s.idx", path);
+    uint8_t tag[CACHE_TAG_LEN], got[CACHE_TAG_LEN];
+    memset(tag, 0x5c, sizeof tag);
+    struct cache *c = kept_cache(path, 64, got);
+    ok(!cache_has_kept(c), "a new cache keeps nothing");
+    char blk[BS], out[BS];
+    for (uint32_t s = 0; s < NSEG; s++)
+        for (uint32_t b = 0; b < 8; b++) {
+            fill(blk, s, b, 1);
+            cache_put(c, s, b, 1, blk);
+        }
+    ok(cache_close_keep(c, tag, name_of, NULL, err, sizeof err) == 0, "kept at close");
+    ok(access(path, F_OK) == 0 && access(idx, F_OK) == 0, "the file and its index stay");
+
+    c = kept_cache(path, 64, got);
+    ok(cache_has_kept(c) && memcmp(got, tag, sizeof tag) == 0, "the next open has the tag");
+    ok(access(idx, F_OK) != 0, "and removed the index before anything else");
+    is_int(cache_adopt(c, seg_of, NULL), 40, "40 blocks adopted (segment 5 was not kept)");
+    int good = 1;
+    for (uint32_t s = 0; s < NSEG; s++)
+        for (uint32_t b = 0; b < 8; b++) {
+            fill(blk, s, b, 1);
+            uint32_t n = cache_get(c, 10 + s, b, 1, out);
+            good &= s == 5 ? n == 0 : n == 1 && memcmp(out, blk, BS) == 0;
+        }
+    ok(good, "each under its new segment index, the same bytes");
+    ok(cache_check(c, err, sizeof err) == 0, "the index matches the slots: %s", err);
+    ok(cache_close_keep(c, tag, name_of, NULL, err, sizeof err) == 0, "kept again");
+
+    /* a crash after the open: nothing was kept for the one after */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct cache *k = kept_cache(path, 64, got);
+        _exit(cache_has_kept(k) ? 0 : 1); /* held back, then a crash */
+    }
+    int status;
+    ok(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+           WEXITSTATUS(status) == 0,
+       "an open held the blocks back, then crashed");
+    struct cache *d = kept_cache(path, 64, got);
+    ok(!cache_has_kept(d), "after the crash nothing is kept");
+    fill(blk, 1, 1, 2);
+    cache_put(d, 1, 1, 1, blk);
+    ok(cache_close_keep(d, tag, name_of, NULL, err, sizeof err) == 0, "one block kept");
+
+    /* a put before adopt drops what was held back */
+    c = kept_cache(path, 64, got);
+    cache_put(c, 2, 2, 1, blk);
+    ok(!cache_has_kept(c) && cache_adopt(c, seg_of, NULL) == 0, "a put first drops it all");
+    ok(cache_close_keep(c, tag, name_of, NULL, err, sizeof err) == 0, "kept");
+
+    /* another size, a damaged index */
+    c = kept_cache(path, 128, got);
+    ok(!cache_has_kept(c), "another cache size keeps nothing");
+    ok(cache_close_keep(c, tag, name_of, NULL, err, sizeof err) == 0, "kept (empty)");
+    c = kept_cache(path, 128, got);
+    cache_put(c, 3, 3, 1, blk);
+    ok(cache_close_keep(c, tag, name_of, NULL, err, sizeof err) == 0, "kept one block");
+    fd = open(idx, O_RDWR);
+    char x = 1;
+    ok(fd >= 0 && pwrite(fd, &x, 1, 140) == 1, "one byte of the index changed");
+    close(fd);
+    c = kept_cache(path, 128, got);
+    ok(!cache_has_kept(c), "a damaged index keeps nothing");
+    cache_close(c);
+    ok(access(path, F_OK) != 0 && access(idx, F_OK) != 0, "cache_close removes both");
+
+    /* sealed: never kept */
+    c = cache_open(path, 64 * BS, BS, 1, err, sizeof err);
+    ok(c && cache_close_keep(c, tag, name_of, NULL, err, sizeof err) < 0,
+       "a sealed cache is not kept: %s", err);
+    ok(access(path, F_OK) != 0 && access(idx, F_OK) != 0, "and removed");
+}
+
 int main(void)
 {
     plan_no_plan();
@@ -166,5 +277,6 @@ int main(void)
         test_model(3, 1000, sealed);
         test_errors(sealed);
     }
+    test_keep();
     return done_testing();
 }

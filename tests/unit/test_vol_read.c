@@ -4,8 +4,11 @@
  * Counts store requests to check that a sequential reader is served ahead
  * of time, that a second pass costs no request at all, that pieces of one
  * segment split by overwrites are fetched with one GET, that a prefetched
- * window later overwritten is never served stale, and that a damaged cache
- * file costs a refetch, never wrong data. */
+ * window later overwritten is never served stale, that a damaged cache
+ * file costs a refetch, never wrong data, and that the cache outlives a
+ * clean close only while it provably matches the volume (vol.c rule 11):
+ * reused after a clean close, dropped after another writer, a crash, a
+ * damaged index or a different cache size. */
 #include "store/store.h"
 #include "tap.h"
 #include "voltest.h"
@@ -32,6 +35,24 @@ static struct vol *open_vol(uint64_t cache_size)
 {
     char err[512];
     struct vol_opts o = {.store = {.retries = -1}, .cache_dir = cache, .cache_size = cache_size};
+    struct vol *v = vol_open(url, &o, err, sizeof err);
+    if (!v)
+        bail_out(err);
+    return v;
+}
+
+static void rm_cache(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", cache);
+    if (system(cmd) != 0)
+        bail_out("rm -rf of the cache dir");
+}
+
+static struct vol *open_in(const char *dir, uint64_t cache_size)
+{
+    char err[512];
+    struct vol_opts o = {.store = {.retries = -1}, .cache_dir = dir, .cache_size = cache_size};
     struct vol *v = vol_open(url, &o, err, sizeof err);
     if (!v)
         bail_out(err);
@@ -71,7 +92,8 @@ static void test_sequential(void)
         put(v, off, CHUNK, off + 1);
     is_int(vol_close(v), 0, "4 MiB written in 64 KiB writes");
 
-    v = open_vol(0); /* a cold cache */
+    rm_cache(); /* a cold cache */
+    v = open_vol(0);
     uint64_t g0 = gets(v);
     int good = 1, nreads = 0;
     for (uint64_t off = 0; off < (4u << 20); off += CHUNK, nreads++)
@@ -152,6 +174,109 @@ static void test_damaged_cache(void)
     vol_close(v);
 }
 
+/* The kept-cache tests use the last 2 MiB: no read-ahead goes past them. */
+#define KBASE (6u << 20)
+#define KLEN (2u << 20)
+
+static uint64_t kept(struct vol *v)
+{
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    return st.cache_kept_blocks;
+}
+
+/* Rule 11: a clean close keeps the cache, the next open reuses it. */
+static void test_kept(void)
+{
+    rm_cache();
+    struct vol *v = open_vol(0);
+    for (uint64_t off = KBASE; off < KBASE + KLEN; off += CHUNK)
+        put(v, off, CHUNK, 3000 + off);
+    is_int(vol_close(v), 0, "2 MiB written (cached as they are uploaded), closed cleanly");
+    v = open_vol(0);
+    uint64_t g0 = gets(v);
+    ok(kept(v) >= KLEN / BS, "the next open keeps the cache: %llu blocks",
+       (unsigned long long)kept(v));
+    ok(read_ok(v, KBASE, KLEN), "the 2 MiB read back right");
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    ok(gets(v) == g0 && st.bytes_fetched == 0 && st.cache_hit_blocks >= KLEN / BS,
+       "from the cache: %llu GETs, %llu bytes fetched, %llu hits",
+       (unsigned long long)(gets(v) - g0), (unsigned long long)st.bytes_fetched,
+       (unsigned long long)st.cache_hit_blocks);
+    is_int(vol_close(v), 0, "closed again");
+    /* a read-only open in between changes nothing: the cache is still kept */
+    char err[512];
+    struct vol_opts ro = {.store = {.retries = -1}, .read_only = 1};
+    struct vol *r = vol_open(url, &ro, err, sizeof err);
+    ok(r && read_ok(r, KBASE, CHUNK), "a read-only open reads");
+    if (r)
+        vol_close(r);
+    v = open_vol(0);
+    ok(kept(v) >= KLEN / BS, "and the cache is kept after it");
+    vol_close(v);
+}
+
+/* Rule 11: another writer (another cache dir: another lease holder) writes
+ * the volume between two opens of this cache dir; the cache is dropped and
+ * every read returns the new data. */
+static void test_kept_other_writer(void)
+{
+    char other[400];
+    snprintf(other, sizeof other, "%s/other-cache", root);
+    struct vol *v = open_vol(0);
+    ok(read_ok(v, KBASE, KLEN), "2 MiB read (cached)");
+    is_int(vol_close(v), 0, "closed cleanly: the cache is kept");
+    struct vol *w = open_in(other, 0);
+    for (uint64_t off = KBASE; off < KBASE + KLEN; off += 2 * CHUNK)
+        put(w, off, CHUNK, 4000 + off);
+    is_int(vol_close(w), 0, "another writer overwrote half of it");
+    v = open_vol(0);
+    is_int(kept(v), 0, "this cache dir's cache is dropped");
+    ok(read_ok(v, KBASE, KLEN), "every read returns the other writer's data");
+    is_int(vol_close(v), 0, "closed");
+}
+
+/* Rule 11: a crash after the open adopted the cache keeps nothing (the
+ * index was removed before the first write); a damaged index and another
+ * cache size keep nothing; damaged blocks in a kept file are refetched. */
+static void test_kept_doubts(void)
+{
+    struct vol *v = open_vol(0);
+    ok(kept(v) > 0 && read_ok(v, KBASE, KLEN), "kept from the last close, read");
+    vol_abandon(v); /* a crash */
+    v = open_vol(0);
+    is_int(kept(v), 0, "after a crash nothing is kept");
+    ok(read_ok(v, KBASE, KLEN), "the reads are right");
+    is_int(vol_close(v), 0, "closed cleanly");
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "for f in %s/*/blocks.idx; do printf x | dd of=$f bs=1 seek=200 "
+             "conv=notrunc status=none; done", cache);
+    is_int(system(cmd), 0, "one byte of the kept index changed");
+    v = open_vol(0);
+    is_int(kept(v), 0, "a damaged index keeps nothing");
+    ok(read_ok(v, KBASE, KLEN), "the reads are right");
+    is_int(vol_close(v), 0, "closed cleanly");
+
+    v = open_vol(64u << 20);
+    is_int(kept(v), 0, "another cache size keeps nothing");
+    ok(read_ok(v, KBASE, KLEN), "the reads are right");
+    is_int(vol_close(v), 0, "closed cleanly");
+
+    snprintf(cmd, sizeof cmd, "for f in %s/*/blocks; do perl -e 'print \"\\xa5\" x 65536' "
+             "| dd of=$f conv=notrunc status=none; done", cache);
+    is_int(system(cmd), 0, "the first 64 KiB of the kept cache file overwritten");
+    v = open_vol(64u << 20);
+    ok(kept(v) > 0, "the index is sound: %llu blocks kept", (unsigned long long)kept(v));
+    ok(read_ok(v, KBASE, KLEN), "the reads are right");
+    struct vol_stats st;
+    vol_get_stats(v, &st);
+    ok(st.cache_corrupt_blocks > 0, "the damaged blocks were refetched (%llu)",
+       (unsigned long long)st.cache_corrupt_blocks);
+    is_int(vol_close(v), 0, "closed cleanly");
+}
+
 /* Two writers with one cache dir on one host would share a journal. */
 static void test_local_lock(void)
 {
@@ -192,6 +317,9 @@ int main(void)
     test_readahead_then_overwrite();
     test_coalesce();
     test_damaged_cache();
+    test_kept();
+    test_kept_other_writer();
+    test_kept_doubts();
     test_local_lock();
     test_bad_cache_dir();
     free(ref);
