@@ -1,5 +1,5 @@
 #!/bin/bash
-# t2030-fuse-read-errors.sh - a segment object altered in the store: reading
+# t2035-fuse-read-errors.sh - a segment object altered in the store: reading
 # it gives EIO, the daemon's log line names the object's key and the block
 # and carries a timestamp, and the stats count the read error and the
 # checksum failure (stats file, buoy stats, --json).
