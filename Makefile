@@ -48,7 +48,7 @@ endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS_MODE) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
 
-LIB_SRCS  := $(wildcard src/util/*.c src/store/*.c src/aws/*.c src/vol/*.c src/ha/*.c)
+LIB_SRCS  := $(wildcard src/util/*.c src/store/*.c src/aws/*.c src/vol/*.c src/ha/*.c src/fs/*.c)
 # Frontends linked into the buoy binary (the nbdkit plugin, src/fe/nbdkit_*.c,
 # is a shared object of its own).
 FE_SRCS   := $(filter-out src/fe/nbdkit_%.c,$(wildcard src/fe/*.c))
@@ -57,7 +57,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 # The nbdkit plugin: the library and the plugin compiled again as PIC, with
 # only plugin_init visible, linked into one shared object nbdkit dlopen()s.
-PLUGIN_SRCS := $(LIB_SRCS) src/fe/statsfile.c $(wildcard src/fe/nbdkit_*.c)
+PLUGIN_SRCS := $(filter-out src/fs/%,$(LIB_SRCS)) src/fe/statsfile.c $(wildcard src/fe/nbdkit_*.c)
 PLUGIN_OBJS := $(PLUGIN_SRCS:%.c=$(OUT)/pic/%.o)
 PLUGIN    := $(OUT)/nbdkit-buoy-plugin.so
 BENCH_SRCS := $(wildcard bench/*.c)
