@@ -25,7 +25,7 @@ DEBIAN_PKGS=(
     libjson-c-dev libxxhash-dev libfuse3-dev fuse3 libzstd-dev libsodium-dev nbdkit nbdkit-plugin-dev
     libnbd-bin qemu-utils fio s3backer e2fsprogs iproute2 nftables curl
     ca-certificates nodejs npm python3 perl valgrind
-    keepalived groff-base man-db
+    keepalived groff-base man-db s3fs rclone attr
 )
 
 # Only for make bench (bench/run.sh, bench/report.py); make check does not need them.

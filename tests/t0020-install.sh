@@ -24,6 +24,7 @@ usr=$root/usr/local
 cat >"$dir/want" <<EOF
 $usr/bin/buoy
 $usr/lib/buoy/nbdkit-buoy-plugin.so
+$usr/lib/systemd/system/buoy-ha.service
 $usr/lib/systemd/system/buoy-serve@.service
 $usr/lib/systemd/system/buoy-volume@.service
 $usr/share/man/man1/buoy.1
@@ -71,10 +72,11 @@ test_expect_success 'buoy --help says man buoy, and man finds and renders the in
 '
 
 test_expect_success 'the installed units run the installed buoy' '
-    for u in buoy-serve@.service buoy-volume@.service; do
+    for u in buoy-ha.service buoy-serve@.service buoy-volume@.service; do
         grep "^Exec" "$usr/lib/systemd/system/$u" >"$dir/exec" &&
         grep -q "^ExecStart=/usr/local/bin/buoy " "$dir/exec" &&
-        ! grep -v -e "=/usr/local/bin/buoy " -e "=/bin/mkdir " "$dir/exec" || return 1
+        ! grep -v -e "=/usr/local/bin/buoy " -e "=/bin/mkdir " -e "^ExecReload=/bin/kill -HUP \$MAINPID$" \
+            "$dir/exec" || return 1
     done
 '
 
@@ -83,6 +85,8 @@ test_expect_success 'with another PREFIX the units name that binary, and uninsta
     grep -q "^ExecStart=/opt/buoy/bin/buoy serve " "$dir/opt/opt/buoy/lib/systemd/system/buoy-serve@.service" &&
     grep -q "^ExecStop=/opt/buoy/bin/buoy umount " "$dir/opt/opt/buoy/lib/systemd/system/buoy-volume@.service" &&
     ! grep -q /usr/local "$dir/opt/opt/buoy/lib/systemd/system/buoy-volume@.service" &&
+    grep -q "^ExecStart=/opt/buoy/bin/buoy ha run " "$dir/opt/opt/buoy/lib/systemd/system/buoy-ha.service" &&
+    ! grep -q /usr/local "$dir/opt/opt/buoy/lib/systemd/system/buoy-ha.service" &&
     make -s -C "$TEST_TOP" MODE=$mode uninstall DESTDIR="$dir/opt" PREFIX=/opt/buoy >"$dir/make.out" &&
     find "$dir/opt" ! -type d >"$dir/left" &&
     test ! -s "$dir/left"
