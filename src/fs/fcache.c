@@ -37,7 +37,8 @@
  *     unlink.  A reader pins the chunk (refs) for its read; making room
  *     never evicts a pinned chunk, and a pinned chunk dropped for another
  *     reason (forget, a new etag, a bad read) turns dead and is unlinked by
- *     the last reader to let go of it.
+ *     the last reader to let go of it.  (Only the second half is needed for
+ *     safety; the first is policy: a chunk being read is the hottest.)
  *  4. Each object has an epoch, moved by fcache_forget and by a put under a
  *     new etag; a put takes it when it reserves room and its chunk goes live
  *     only under the same epoch, so a put that lost a race with a forget or

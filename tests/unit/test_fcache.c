@@ -493,6 +493,73 @@ static void test_enospc(void)
     rmdir(mnt);
 }
 
+/* Rule 4, deterministically: a put of a 32 MiB chunk is still writing when
+ * the test sees its reservation in the stats, then forgets the key (or puts
+ * a new etag); the put must not bring its bytes back. */
+enum { BIG = 32 << 20 };
+
+struct slow_put {
+    struct fcache *c;
+    const char *etag;
+    char *src;
+    int rc;
+};
+
+static void *slow_put(void *arg)
+{
+    struct slow_put *p = arg;
+    p->rc = fcache_put(p->c, "slow", p->etag, 1, p->src, BIG);
+    return NULL;
+}
+
+/* Starts the put and waits until it is writing; 0, or -1 when it was not
+ * seen in flight. */
+static int start_slow(struct slow_put *p, pthread_t *t)
+{
+    struct fcache_stats st;
+    fcache_get_stats(p->c, &st);
+    uint64_t before = st.disk_bytes, puts = st.puts;
+    pthread_create(t, NULL, slow_put, p);
+    for (uint64_t until = clock_mono_ms() + 10000; clock_mono_ms() < until;) {
+        fcache_get_stats(p->c, &st);
+        if (st.puts != puts) return -1; /* done already */
+        if (st.disk_bytes >= before + BIG) return 0;
+    }
+    return -1;
+}
+
+static void test_races(void)
+{
+    char dir[128], *buf = malloc(BIG);
+    snprintf(dir, sizeof dir, "%s/races", base);
+    struct fcache *c = open_or_bail(dir, 2 * (uint64_t)BIG, BIG);
+    struct slow_put p = {.c = c, .etag = "e1", .src = malloc(BIG)};
+    fill(p.src, BIG, seed_of("slow", "e1", 1));
+    pthread_t t;
+    int seen = start_slow(&p, &t) == 0;
+    fcache_forget(c, "slow");
+    pthread_join(t, NULL);
+    ok(seen, "a put of 32 MiB was seen writing");
+    is_int(p.rc, -ESTALE, "a forget while it wrote makes it fail with ESTALE");
+    is_int(fcache_get(c, "slow", "e1", 1, buf), 0, "and its chunk is not cached");
+
+    seen = start_slow(&p, &t) == 0;
+    is_int(put(c, "slow", "e2", 1, 1000), 0, "a new etag is put while the old one is writing");
+    pthread_join(t, NULL);
+    ok(seen && p.rc == -ESTALE, "the old etag's put fails (%d)", p.rc);
+    ok(fcache_get(c, "slow", "e2", 1, buf) == 1000 && right(buf, 1000, "slow", "e2", 1),
+       "the new etag's chunk is the one cached");
+    is_int(fcache_get(c, "slow", "e1", 1, buf), 0, "the old one is not");
+    struct fcache_stats st;
+    fcache_get_stats(c, &st);
+    uint64_t files, disk = disk_usage(dir, &files);
+    ok(files == 1 && disk == 4096 && st.disk_bytes == 4096, "and the lost puts' files are gone");
+    checked(c, "races");
+    fcache_close(c);
+    free(p.src);
+    free(buf);
+}
+
 /* ---- threads ------------------------------------------------------------ */
 
 enum { T_KEYS = 24, T_IDX = 6, T_CH = 8192, T_THREADS = 8 };
@@ -607,6 +674,7 @@ int main(void)
     test_open();
     test_refused();
     test_enospc();
+    test_races();
     test_threads();
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
