@@ -38,7 +38,8 @@ struct fcache_stats {
     uint64_t cap;                     /* the cap on disk_bytes */
     uint64_t puts;                    /* chunks written to disk */
     uint64_t evictions;               /* chunks dropped to make room */
-    uint64_t corrupt;                 /* chunks read back that failed their checksum */
+    uint64_t corrupt;                 /* chunks read back that failed their length or checksum,
+                                         or could not be read (each dropped) */
     uint64_t put_failed;              /* puts a disk error refused (ENOSPC, EIO, ...) */
     uint64_t put_skipped;             /* puts not cached for want of room (larger than the
                                          cap, or every chunk busy) */
