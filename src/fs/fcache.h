@@ -65,8 +65,9 @@ size_t fcache_get(struct fcache *c, const char *key, const char *etag, uint64_t 
  * -errno when not: -EINVAL for a bad len, -EFBIG when the chunk alone is
  * larger than the cap, -EBUSY when no room could be made, -ESTALE when a
  * forget of key or a put under another etag came while it was written, or
- * the disk's error (-ENOSPC, -EIO, ...).  A failed put leaves the cache as it was
- * apart from evictions, and the caller may ignore it. */
+ * the disk's error (-ENOSPC, -EIO, ...).  A failed put changes the cache
+ * only by what it evicted and the old etag's chunks it dropped; the caller
+ * may ignore the failure. */
 int fcache_put(struct fcache *c, const char *key, const char *etag, uint64_t idx, const void *src,
                size_t len);
 /* Drops every cached chunk of key, under any etag, and makes a put of key
