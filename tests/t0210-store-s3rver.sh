@@ -1,7 +1,8 @@
 #!/bin/bash
 # t0210-store-s3rver.sh - the S3 backend against s3rver (npm), a second
 # independent S3 implementation: conformance checks, listing past 1,000
-# keys, 100 parallel transfers, an unknown access key.  s3rver ignores
+# keys, 100 parallel transfers, an unknown access key, metadata, COPY,
+# LIST with a delimiter, directory markers.  s3rver ignores
 # conditional writes; the check detects that and is skipped with the reason.
 . tests/lib/test-lib.sh
 
@@ -16,6 +17,33 @@ test_expect_success 'make a bucket' 'make_bucket "$S3RVER_URL" bkt'
 for check in basic ranges; do
     test_expect_success "s3rver: $check" '"$ST" "${EP[@]}" $check s3://bkt/vol1'
 done
+
+for check in meta copy; do
+    test_expect_success "s3rver: $check" '"$ST" "${EP[@]}" $check s3://bkt/vol1'
+done
+
+# s3rver lists its directory tree depth first ("d/" before "d-x"), not in
+# S3's byte order; every level of a delimited LIST must still be exact.
+test_expect_success 's3rver: LIST with a delimiter (its plain LIST order is not S3s)' '
+    rc=0 &&
+    "$ST" "${EP[@]}" delim s3://bkt/vol1 >"$dir/delim" || rc=$?
+    cat "$dir/delim" &&
+    { test "$rc" -eq 0 ||
+      { test "$rc" -eq 77 && grep -q "lists directory by directory" "$dir/delim"; }; }
+'
+
+# s3rver keeps objects as files: it resolves "x//y", "./z" and "q/../r" as
+# paths, and lists out of S3 order, so only the markers and ".." keys, no LIST.
+test_expect_success 's3rver: keys "d/", "a/b/", "..", ".buoy-x" round-trip' '
+    "$ST" "${EP[@]}" anykeys s3://bkt/vol1 3
+'
+
+test_expect_success 's3rver: If-Match on GET, HEAD and COPY sources (or says which it ignores)' '
+    rc=0 &&
+    "$ST" "${EP[@]}" ifmatch s3://bkt/vol1 >"$dir/im" || rc=$?
+    cat "$dir/im" &&
+    { test "$rc" -eq 0 || { test "$rc" -eq 77 && grep -q "ignores If-Match on" "$dir/im"; }; }
+'
 
 test_expect_success 's3rver: 1500 keys list exactly, in order, across pages' '
     "$ST" "${EP[@]}" list s3://bkt/vol1 1500

@@ -105,11 +105,12 @@ static void human(const char *t)
            strcmp(get(t, "read_errors"), "0") || strcmp(get(t, "checksum_errors"), "0")
                ? " (the log names each object)"
                : "");
-    printf("requests   GET %s, PUT %s, LIST %s, HEAD %s, DELETE %s; %s retries\n",
+    printf("requests   GET %s, PUT %s, LIST %s, HEAD %s, DELETE %s, COPY %s; %s retries\n",
            get(t, "requests_get"), get(t, "requests_put"), get(t, "requests_list"),
-           get(t, "requests_head"), get(t, "requests_delete"), get(t, "retries"));
+           get(t, "requests_head"), get(t, "requests_delete"), get(t, "requests_copy"),
+           get(t, "retries"));
     printf("transfer   %s up, %s down\n", sz(t, "store_up_bytes"), sz(t, "store_down_bytes"));
-    printf("cost       $%s in requests (S3 standard: $0.005 per 1,000 PUT/LIST, $0.0004 per "
+    printf("cost       $%s in requests (S3 standard: $0.005 per 1,000 PUT/COPY/LIST, $0.0004 per "
            "1,000 GET)\n",
            get(t, "request_cost_usd"));
     printf("memory     map %s (%s extents), cache index %s\n", sz(t, "map_memory_bytes"),

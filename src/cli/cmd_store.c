@@ -31,10 +31,11 @@ static void print_stats(struct store *s)
     store_get_stats(s, &st);
     fprintf(stderr,
             "requests: GET %" PRIu64 " PUT %" PRIu64 " HEAD %" PRIu64 " DELETE %" PRIu64
-            " LIST %" PRIu64 "; retries %" PRIu64 "; bytes up %" PRIu64 " down %" PRIu64 "\n",
+            " LIST %" PRIu64 " COPY %" PRIu64 "; retries %" PRIu64 "; bytes up %" PRIu64
+            " down %" PRIu64 "\n",
             st.requests[STORE_GET], st.requests[STORE_PUT], st.requests[STORE_HEAD],
-            st.requests[STORE_DELETE], st.requests[STORE_LIST], st.retries, st.bytes_up,
-            st.bytes_down);
+            st.requests[STORE_DELETE], st.requests[STORE_LIST], st.requests[STORE_COPY], st.retries,
+            st.bytes_up, st.bytes_down);
 }
 
 struct store *cli_open_store(const char *url, struct cli_opts *o)

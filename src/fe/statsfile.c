@@ -74,6 +74,7 @@ void statsfile_format(struct vol *v, const char *url, int pid, struct buf *out)
     U("requests_head", s->requests[STORE_HEAD]);
     U("requests_delete", s->requests[STORE_DELETE]);
     U("requests_list", s->requests[STORE_LIST]);
+    U("requests_copy", s->requests[STORE_COPY]);
     U("retries", s->retries);
     U("store_up_bytes", s->bytes_up);
     U("store_down_bytes", s->bytes_down);

@@ -16,6 +16,10 @@ struct xml_state {
     struct buf text;
     int depth;
     int in_contents; /* depth of <Contents>, 0 outside */
+    int in_common;   /* depth of <CommonPrefixes>, 0 outside */
+    char root[32];   /* the document element's local name */
+    char *etag;      /* CopyObjectResult */
+    size_t etaglen;
     struct s3_list_page *page;
     size_t skip;
     struct store_obj cur;
@@ -41,10 +45,13 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
     struct xml_state *x = ud;
     x->depth++;
     buf_reset(&x->text);
-    if (x->page && strcmp(local(name), "Contents") == 0) {
+    if (x->depth == 1)
+        snprintf(x->root, sizeof x->root, "%s", local(name));
+    if (x->page && x->depth == 2 && strcmp(local(name), "Contents") == 0) {
         x->in_contents = x->depth;
         memset(&x->cur, 0, sizeof x->cur);
-    }
+    } else if (x->page && x->depth == 2 && strcmp(local(name), "CommonPrefixes") == 0)
+        x->in_common = x->depth;
 }
 
 static void strip_quotes(const char *in, char *out, size_t n)
@@ -92,7 +99,17 @@ static void list_end(struct xml_state *x, const char *n)
         }
         p->v[p->n++] = x->cur;
         memset(&x->cur, 0, sizeof x->cur);
-    } else if (x->depth == 2 && strcmp(n, "IsTruncated") == 0)
+    } else if (x->in_common && x->depth == x->in_common + 1 && strcmp(n, "Prefix") == 0) {
+        if (strlen(t) < x->skip) /* outside our prefix: not ours */
+            return;
+        if (p->npfx == p->pfxcap) {
+            p->pfxcap = p->pfxcap ? p->pfxcap * 2 : 64;
+            p->pfx = xrealloc(p->pfx, p->pfxcap * sizeof *p->pfx);
+        }
+        p->pfx[p->npfx++] = xstrdup(t + x->skip);
+    } else if (x->in_common && x->depth == x->in_common)
+        x->in_common = 0;
+    else if (x->depth == 2 && strcmp(n, "IsTruncated") == 0)
         p->truncated = strcmp(t, "true") == 0;
     else if (x->depth == 2 && strcmp(n, "NextContinuationToken") == 0) {
         free(p->next_token);
@@ -106,6 +123,8 @@ static void on_end(void *ud, const XML_Char *name)
     const char *n = local(name);
     if (x->page)
         list_end(x, n);
+    else if (x->etag && x->depth == 2 && strcmp(n, "ETag") == 0)
+        strip_quotes(x->text.p ? x->text.p : "", x->etag, x->etaglen);
     else if (x->depth == 2 && strcmp(n, "Code") == 0)
         snprintf(x->code, x->codelen, "%s", x->text.p ? x->text.p : "");
     else if (x->depth == 2 && strcmp(n, "Message") == 0)
@@ -142,6 +161,23 @@ void s3_list_page_clear(struct s3_list_page *page)
     free(page->next_token);
     free(page->last_key);
     page->next_token = page->last_key = NULL;
+}
+
+int s3_parse_copy(const char *xml, size_t len, char *etag, size_t etaglen, char *code,
+                  size_t codelen, char *msg, size_t msglen)
+{
+    struct xml_state x = {.etag = etag,
+                          .etaglen = etaglen,
+                          .code = code,
+                          .msg = msg,
+                          .codelen = codelen,
+                          .msglen = msglen};
+    etag[0] = code[0] = msg[0] = '\0';
+    if (len == 0 || parse(&x, xml, len) < 0)
+        return -1;
+    if (strcmp(x.root, "Error") == 0)
+        return 1;
+    return strcmp(x.root, "CopyObjectResult") == 0 && etag[0] ? 0 : -1;
 }
 
 int s3_parse_error(const char *xml, size_t len, char *code, size_t codelen, char *msg,

@@ -1,5 +1,6 @@
-/* s3_xml.h - the two S3 XML answers buoy reads: ListObjectsV2 pages and
- * error bodies (<Error><Code>..</Code><Message>..</Message></Error>). */
+/* s3_xml.h - the S3 XML answers buoy reads: ListObjectsV2 pages (with
+ * CommonPrefixes when a delimiter was given), CopyObjectResult, and error
+ * bodies (<Error><Code>..</Code><Message>..</Message></Error>). */
 #ifndef BUOY_S3_XML_H
 #define BUOY_S3_XML_H
 
@@ -13,6 +14,8 @@ struct s3_list_page {
     int truncated;
     char *next_token; /* NextContinuationToken, heap, NULL if absent */
     char *last_key;   /* this page's last key, for start-after when there is no token */
+    char **pfx;       /* CommonPrefixes/Prefix, appended to across pages (heap) */
+    size_t npfx, pfxcap;
 };
 
 /* Appends a page's entries to page (the prefix is stripped: skip bytes are
@@ -24,6 +27,12 @@ void s3_list_page_clear(struct s3_list_page *page); /* frees token and last_key 
  * 401/403 auth, 429 and 503 SlowDown throttled, other 5xx, 408 and 400
  * RequestTimeout transient, anything else fatal. */
 enum store_err s3_classify(long status, const char *code);
+
+/* A CopyObject answer, which S3 may send with status 200 and an <Error>
+ * body: 0 with etag filled (quotes stripped) from <CopyObjectResult>, 1 with
+ * code and msg filled from <Error>, -1 if it is neither. */
+int s3_parse_copy(const char *xml, size_t len, char *etag, size_t etaglen, char *code,
+                  size_t codelen, char *msg, size_t msglen);
 
 /* Fills code and message (empty strings when absent). -1 if not XML. */
 int s3_parse_error(const char *xml, size_t len, char *code, size_t codelen, char *msg,

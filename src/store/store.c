@@ -11,13 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const err_names[STORE_NERR] = {
     "ok", "not found", "precondition failed", "conflict", "auth", "throttled", "transient",
     "fatal",
 };
 
-static const char *const op_names[STORE_NOPS] = {"GET", "PUT", "HEAD", "DELETE", "LIST"};
+static const char *const op_names[STORE_NOPS] = {"GET", "PUT", "HEAD", "DELETE", "LIST", "COPY"};
 
 const char *store_strerror(enum store_err e)
 {
@@ -48,6 +49,75 @@ const char *store_key_invalid(const char *key)
         if (len >= 6 && strncmp(seg, ".buoy-", 6) == 0)
             return "key segment starts with the reserved '.buoy-'";
         seg = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+const char *store_key_invalid_any(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0)
+        return "empty key";
+    if (n > STORE_KEY_MAX)
+        return "key longer than 1024 bytes";
+    return NULL;
+}
+
+/* Checks a request's metadata and Content-Type; NULL, or why not into why. */
+static const char *meta_invalid(const struct store_req *r, char *why, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < r->nmeta; i++) {
+        const char *name = r->meta[i].name, *v = r->meta[i].value;
+        if (!name || !*name || !v) {
+            snprintf(why, n, "metadata entry %zu has no name or no value", i);
+            return why;
+        }
+        for (const char *c = name; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '_' || *c == '-')) {
+                snprintf(why, n, "metadata name '%.64s' has a character outside [a-z0-9_-]", name);
+                return why;
+            }
+        for (const char *c = v; *c; c++)
+            if (*c < 0x20 || *c > 0x7e) {
+                snprintf(why, n, "metadata '%.64s' has a value that is not printable ASCII", name);
+                return why;
+            }
+        size_t vl = strlen(v);
+        if (vl && (v[0] == ' ' || v[vl - 1] == ' ')) {
+            snprintf(why, n,
+                     "metadata '%.64s' has a value with a leading or trailing space "
+                     "(S3 would drop it)",
+                     name);
+            return why;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(r->meta[j].name, name) == 0) {
+                snprintf(why, n, "metadata name '%.64s' given twice", name);
+                return why;
+            }
+        total += strlen(name) + vl;
+    }
+    if (total > 2048) {
+        snprintf(why, n, "metadata of %zu bytes is more than S3's 2 KiB", total);
+        return why;
+    }
+    if (r->content_type) {
+        size_t tl = strlen(r->content_type);
+        if (tl == 0 || tl >= STORE_CTYPE_MAX) {
+            snprintf(why, n, "Content-Type must be 1..%d bytes", STORE_CTYPE_MAX - 1);
+            return why;
+        }
+        for (const char *c = r->content_type; *c; c++)
+            if (*c < 0x20 || *c > 0x7e) {
+                snprintf(why, n, "Content-Type is not printable ASCII");
+                return why;
+            }
+        if (r->content_type[0] == ' ' || r->content_type[tl - 1] == ' ') {
+            snprintf(why, n, "Content-Type has a leading or trailing space");
+            return why;
+        }
     }
     return NULL;
 }
@@ -112,7 +182,9 @@ struct store *store_open(const char *url, const struct store_opts *opts, char *e
         }
         s = f;
     }
-    return store_retry_open(s, o);
+    s = store_retry_open(s, o);
+    s->any_keys = o->any_keys;
+    return s;
 }
 
 void store_close(struct store *s)
@@ -132,7 +204,10 @@ static void invalid(struct store *s, struct store_req *r, const char *why)
 
 void store_submit(struct store *s, struct store_req *r)
 {
+    const char *(*key_rule)(const char *) = s->any_keys ? store_key_invalid_any : store_key_invalid;
     const char *why = NULL;
+    char whybuf[160];
+    int metaful = r->nmeta || r->content_type;
 
     store_req_reset(r);
     if ((unsigned)r->op >= STORE_NOPS)
@@ -142,16 +217,36 @@ void store_submit(struct store *s, struct store_req *r)
     else if (r->op == STORE_LIST) {
         if (*r->key && strlen(r->key) > STORE_KEY_MAX)
             why = "prefix longer than 1024 bytes";
+        else if (r->delim && strcmp(r->delim, "/") != 0)
+            why = "the only LIST delimiter is \"/\"";
     } else
-        why = store_key_invalid(r->key);
+        why = key_rule(r->key);
+    if (!why && r->op == STORE_COPY) {
+        if (!r->src_key)
+            why = "COPY without a source key";
+        else if (key_rule(r->src_key))
+            why = key_rule(r->src_key);
+    }
     if (!why && r->cond == STORE_IF_NONE_MATCH && r->op != STORE_PUT)
         why = "If-None-Match is only for PUT";
-    if (!why && r->cond == STORE_IF_MATCH && r->op != STORE_PUT && r->op != STORE_DELETE)
-        why = "If-Match is only for PUT and DELETE";
+    if (!why && r->cond == STORE_IF_MATCH && r->op == STORE_LIST)
+        why = "If-Match is not for LIST";
     if (!why && r->cond == STORE_IF_MATCH && !r->if_etag[0])
         why = "If-Match without an ETag";
     if (!why && r->op == STORE_PUT && r->size && !r->data)
         why = "PUT without data";
+    if (!why && metaful && r->op != STORE_PUT && !(r->op == STORE_COPY && r->meta_replace))
+        why = r->op == STORE_COPY
+                  ? "metadata on a COPY without meta_replace (it keeps the source's)"
+                  : "metadata is only for PUT and COPY";
+    if (!why && metaful)
+        why = meta_invalid(r, whybuf, sizeof whybuf);
+    if (!why && (metaful || r->op == STORE_COPY))
+        for (const struct store *l = s; l; l = l->next)
+            if (l->refuses_meta) {
+                why = l->refuses_meta;
+                break;
+            }
     if (why) {
         invalid(s, r, why);
         return;
@@ -204,9 +299,63 @@ void store_list_free(struct store_obj *list, size_t n)
     free(list);
 }
 
+void store_meta_free(struct store_meta *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].name);
+        free(m[i].value);
+    }
+    free(m);
+}
+
+void store_prefixes_free(char **p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(p[i]);
+    free(p);
+}
+
+static int meta_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct store_meta *)a)->name, ((const struct store_meta *)b)->name);
+}
+
+void store_meta_sort(struct store_meta *m, size_t n)
+{
+    if (n > 1)
+        qsort(m, n, sizeof *m, meta_cmp);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t store_prefixes_sort(char **p, size_t n)
+{
+    if (n < 2)
+        return n;
+    qsort(p, n, sizeof *p, str_cmp);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(p[i], p[k - 1]) == 0)
+            free(p[i]);
+        else
+            p[k++] = p[i];
+    }
+    return k;
+}
+
 void store_req_reset(struct store_req *r)
 {
     buf_free(&r->body);
+    store_prefixes_free(r->prefixes, r->nprefixes);
+    r->prefixes = NULL;
+    r->nprefixes = 0;
+    store_meta_free(r->rmeta, r->nrmeta);
+    r->rmeta = NULL;
+    r->nrmeta = 0;
+    r->rtype[0] = '\0';
     store_list_free(r->list, r->nlist);
     r->list = NULL;
     r->nlist = 0;
@@ -247,6 +396,9 @@ void store_fail(struct store *s, struct store_req *r, enum store_err e, const ch
     if (r->op == STORE_LIST)
         snprintf(r->errmsg, sizeof r->errmsg, "%s/%s*: LIST: %s", s->url, r->key ? r->key : "",
                  cause);
+    else if (r->op == STORE_COPY)
+        snprintf(r->errmsg, sizeof r->errmsg, "%s/%s: COPY from %s: %s", s->url,
+                 r->key ? r->key : "", r->src_key ? r->src_key : "", cause);
     else
         snprintf(r->errmsg, sizeof r->errmsg, "%s/%s: %s: %s", s->url, r->key ? r->key : "",
                  store_opname(r->op), cause);
@@ -263,6 +415,12 @@ struct store_req *store_req_child(struct store_req *r, store_done_fn done, void 
     c->size = r->size;
     c->cond = r->cond;
     memcpy(c->if_etag, r->if_etag, sizeof c->if_etag);
+    c->meta = r->meta;
+    c->nmeta = r->nmeta;
+    c->content_type = r->content_type;
+    c->meta_replace = r->meta_replace;
+    c->src_key = r->src_key;
+    c->delim = r->delim;
     c->done = done;
     c->arg = layer;
     c->parent = r;
@@ -273,6 +431,17 @@ void store_req_adopt(struct store_req *parent, struct store_req *child)
 {
     buf_free(&parent->body);
     store_list_free(parent->list, parent->nlist);
+    store_prefixes_free(parent->prefixes, parent->nprefixes);
+    store_meta_free(parent->rmeta, parent->nrmeta);
+    parent->prefixes = child->prefixes;
+    parent->nprefixes = child->nprefixes;
+    parent->rmeta = child->rmeta;
+    parent->nrmeta = child->nrmeta;
+    memcpy(parent->rtype, child->rtype, sizeof parent->rtype);
+    child->prefixes = NULL;
+    child->nprefixes = 0;
+    child->rmeta = NULL;
+    child->nrmeta = 0;
     parent->err = child->err;
     memcpy(parent->errmsg, child->errmsg, sizeof parent->errmsg);
     parent->body = child->body;
@@ -354,7 +523,8 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 
 double store_stats_cost(const struct store_stats *st)
 {
-    return (double)(st->requests[STORE_PUT] + st->requests[STORE_LIST]) * 0.005 / 1000 +
+    return (double)(st->requests[STORE_PUT] + st->requests[STORE_COPY] + st->requests[STORE_LIST]) *
+               0.005 / 1000 +
            (double)(st->requests[STORE_GET] + st->requests[STORE_HEAD]) * 0.0004 / 1000;
 }
 

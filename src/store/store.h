@@ -21,7 +21,15 @@
  * when its timeout passes.
  *
  * Keys: 1..1024 bytes, no NUL, no leading '/', no empty, "." or ".." segment,
- * and no segment starting with ".buoy-" (reserved for the dir backend).
+ * and no segment starting with ".buoy-" (reserved for the dir backend).  A
+ * store opened with any_keys takes any key S3 does instead (1..1024 bytes).
+ *
+ * Metadata (PUT, COPY with meta_replace; returned by HEAD and GET): user
+ * entries sent as x-amz-meta-NAME and a Content-Type.  store_submit checks
+ * them: names [a-zA-Z0-9_-] (sent and returned lower case), values
+ * printable ASCII without a leading or trailing space, at most 2 KiB of
+ * names and values in all; a layer that cannot keep metadata or COPY
+ * (crypt) says so in refuses_meta, and such requests fail EFATAL.
  *
  * ETags are opaque strings without the surrounding quotes S3 puts on them.
  */
@@ -46,18 +54,32 @@ enum store_err {
 };
 #define STORE_NERR 8
 
-enum store_op { STORE_GET = 0, STORE_PUT, STORE_HEAD, STORE_DELETE, STORE_LIST };
-#define STORE_NOPS 5
+/* COPY: key is the destination, src_key the source, in the same store (S3
+ * CopyObject; objects up to 5 GiB). */
+enum store_op { STORE_GET = 0, STORE_PUT, STORE_HEAD, STORE_DELETE, STORE_LIST, STORE_COPY };
+#define STORE_NOPS 6
 
 enum store_cond {
     STORE_COND_NONE = 0,
     STORE_IF_NONE_MATCH, /* PUT only: create, fail with EPRECOND if the key exists */
-    STORE_IF_MATCH,      /* PUT/DELETE: only if the current ETag equals if_etag */
+    STORE_IF_MATCH,      /* PUT/DELETE/GET/HEAD/COPY: only if the current ETag equals
+                          * if_etag (for COPY: the source's, x-amz-copy-source-if-match);
+                          * else EPRECOND */
 };
 
 #define STORE_ETAG_MAX 80
 #define STORE_KEY_MAX 1024
 #define STORE_ERRMSG_MAX 512
+#define STORE_CTYPE_MAX  128
+
+/* One user metadata entry, x-amz-meta-NAME: VALUE.  NAME is without the
+ * prefix, lower case [a-z0-9_-] (S3 lower-cases what it is sent); VALUE is
+ * printable US-ASCII as S3 keeps it.  At most 2 KiB of names and values in
+ * all, S3's limit. */
+struct store_meta {
+    char *name;
+    char *value;
+};
 
 struct store_obj {
     char *key; /* LIST entries only (heap); NULL elsewhere */
@@ -79,6 +101,17 @@ struct store_req {
     size_t size;
     enum store_cond cond;
     char if_etag[STORE_ETAG_MAX];
+    /* PUT, and COPY with meta_replace: user metadata and Content-Type (NULL:
+     * binary/octet-stream).  COPY without meta_replace keeps the source's. */
+    const struct store_meta *meta;
+    size_t nmeta;
+    const char *content_type;
+    int meta_replace;    /* COPY: x-amz-metadata-directive REPLACE */
+    const char *src_key; /* COPY: the source */
+    /* LIST: NULL for every key under the prefix, or "/" for one level: keys
+     * with no delimiter after the prefix in list, the rest rolled up into
+     * prefixes (S3's CommonPrefixes). */
+    const char *delim;
     store_done_fn done; /* may be NULL for the synchronous helpers */
     void *arg;          /* the caller's */
 
@@ -86,9 +119,15 @@ struct store_req {
     enum store_err err;
     char errmsg[STORE_ERRMSG_MAX]; /* one line naming the object and the cause */
     struct buf body;               /* GET: the bytes */
-    struct store_obj obj;          /* PUT: etag; HEAD/GET: size (whole object), etag, mtime */
+    struct store_obj obj;          /* PUT/COPY: etag; HEAD/GET: size (whole object), etag, mtime */
     struct store_obj *list;        /* LIST: entries sorted by key */
     size_t nlist;
+    char **prefixes; /* LIST with delim: the common prefixes, sorted, each
+                      * ending with delim (heap) */
+    size_t nprefixes;
+    struct store_meta *rmeta; /* HEAD/GET: the object's user metadata, sorted by name (heap) */
+    size_t nrmeta;
+    char rtype[STORE_CTYPE_MAX]; /* HEAD/GET: its Content-Type ("" when none) */
     int attempts; /* how many times the request went to the backend */
     /* A conditional PUT/DELETE failed its condition after an earlier attempt
      * ended with an unknown outcome (timeout, 5xx, lost answer): that attempt
@@ -139,6 +178,9 @@ struct store {
     char *url;                  /* for messages: "s3://bucket/prefix", "dir:///path" */
     struct store_req *rejected; /* refused by store_submit, completed by store_run */
     int woken;                  /* set by store_wakeup (atomically) for timed layers */
+    int any_keys;               /* the top of the stack: store_submit takes any S3 key */
+    /* Why this layer refuses COPY and metadata (the message), NULL if it does not. */
+    const char *refuses_meta;
 };
 
 enum store_addressing { STORE_ADDR_AUTO = 0, STORE_ADDR_PATH, STORE_ADDR_VIRTUAL };
@@ -156,6 +198,11 @@ struct store_opts {
     int request_timeout_ms; /* 0 default (120000); a stalled transfer aborts after 30 s */
     int max_inflight;     /* S3: concurrent HTTP transfers; 0 default (64) */
     const char *fault;    /* fault-injection spec (store_fault.c); NULL for none */
+    /* Accept any key S3 does (1..1024 bytes, no NUL: "a/", "x//y", "./z"),
+     * for mounting a bucket other tools wrote.  Volumes keep the strict
+     * rule above.  The dir backend refuses, with EFATAL and a message, a
+     * key it cannot map to a file. */
+    int any_keys;
 };
 
 /* Opens a store from a URL: "/path", "./path", "dir:///path" or
@@ -173,18 +220,25 @@ void store_wakeup(struct store *s);
 void store_wait(struct store *s, struct store_req *r);
 /* Runs the store until nothing is in flight. */
 void store_drain(struct store *s);
-/* Clears results so r can be submitted again; frees body and list. */
+/* Clears results so r can be submitted again; frees body, list, prefixes, rmeta. */
 void store_req_reset(struct store_req *r);
-/* Frees what a completed request holds (body, list). */
+/* Frees what a completed request holds (body, list, prefixes, rmeta). */
 void store_req_free(struct store_req *r);
+void store_meta_free(struct store_meta *m, size_t n);
+void store_meta_sort(struct store_meta *m, size_t n); /* by name */
+void store_prefixes_free(char **p, size_t n);
+/* Sorts p and drops repeats (freeing them); returns the count left. */
+size_t store_prefixes_sort(char **p, size_t n);
 
 const char *store_strerror(enum store_err e);
 const char *store_opname(enum store_op op);
 /* NULL if the key is valid, else why not. */
 const char *store_key_invalid(const char *key);
+/* The same under any_keys: S3's rule, 1..1024 bytes. */
+const char *store_key_invalid_any(const char *key);
 void store_get_stats(const struct store *s, struct store_stats *out);
 /* What the requests in st would cost on S3 in dollars: $0.005 per 1,000
- * PUT and LIST, $0.0004 per 1,000 GET and HEAD, DELETE free. */
+ * PUT, COPY and LIST, $0.0004 per 1,000 GET and HEAD, DELETE free. */
 double store_stats_cost(const struct store_stats *st);
 
 /* Synchronous helpers: return STORE_OK or an error with errmsg filled. */

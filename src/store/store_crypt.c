@@ -32,6 +32,9 @@
  * header is checked), and uses the whole object's size that every backend
  * reports with a GET to know which chunk is last.  HEAD and LIST report
  * plaintext sizes.  DELETE and everything about `super` pass through.
+ * COPY and metadata are refused (refuses_meta, checked by store_submit):
+ * a copy would carry ciphertext bound to the source's key, and metadata
+ * would be stored in the clear.
  *
  * Threads.  Sealing and opening run at about 1.3 GB/s a core; on the
  * thread that runs the store (the engine's one I/O thread per origin) they
@@ -653,6 +656,9 @@ struct store *store_crypt_open_threads(struct store *next, const uint8_t key[32]
     cs->base.next = next;
     cs->base.stats = next->stats;
     cs->base.url = next->url;
+    /* checked by store_submit for every layer of the stack */
+    cs->base.refuses_meta = "an encrypted store keeps no metadata and cannot COPY (each object's "
+                            "ciphertext is bound to its key)";
     memcpy(cs->key, key, sizeof cs->key);
     memcpy(cs->uuid, uuid, sizeof cs->uuid);
     pthread_mutex_init(&cs->pool.lock, NULL);

@@ -10,7 +10,7 @@
  *   conflict=P          fail a request with "conflict" (409 ConditionalRequestConflict)
  *   refused=P           fail a request with "transient" and unreachable, as a
  *                       refused connection does (it does not reach the store)
- *   ackloss=P           let a PUT/DELETE reach the store, then report "transient"
+ *   ackloss=P           let a PUT/COPY/DELETE reach the store, then report "transient"
  *                       (the answer was lost; the write happened)
  *   short=P             return a GET body cut short at a random length, as "ok"
  *   latency=MS          hold each request MS milliseconds before sending it on
@@ -21,7 +21,7 @@
  *   crash=exit          at that crash point, _exit(99) instead (for kill-style
  *                       crash tests; nothing is flushed)
  *   ops=get+put+...     which operations err/throttle/latency apply to
- *                       (get, put, head, delete, list; default all)
+ *                       (get, put, head, delete, list, copy; default all)
  *
  * P is a probability in [0, 1].  Decisions are drawn when a request is
  * submitted, in submission order. */
@@ -147,7 +147,7 @@ static void fault_submit(struct store *s, struct store_req *r)
     else if (applies && f->p_refused > 0 && rng_unit(&f->rng) < f->p_refused)
         a = FA_REFUSED;
     unsigned flags = (unsigned)a;
-    if ((r->op == STORE_PUT || r->op == STORE_DELETE) && f->p_ackloss > 0 &&
+    if ((r->op == STORE_PUT || r->op == STORE_COPY || r->op == STORE_DELETE) && f->p_ackloss > 0 &&
         rng_unit(&f->rng) < f->p_ackloss)
         flags |= FF_ACKLOSS;
     if (r->op == STORE_GET && f->p_short > 0 && rng_unit(&f->rng) < f->p_short)
@@ -224,7 +224,7 @@ static int parse_uint(const char *v, unsigned long long *out)
 
 static int parse_ops(const char *v, unsigned *mask)
 {
-    static const char *const names[STORE_NOPS] = {"get", "put", "head", "delete", "list"};
+    static const char *const names[STORE_NOPS] = {"get", "put", "head", "delete", "list", "copy"};
     char *copy = xstrdup(v), *save = NULL;
     *mask = 0;
     for (char *t = strtok_r(copy, "+|", &save); t; t = strtok_r(NULL, "+|", &save)) {
@@ -295,11 +295,12 @@ struct store *store_fault_open(struct store *next, const char *spec, char *err, 
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(t, '=');
         if (!eq || (*eq = '\0', parse_setting(f, t, eq + 1) < 0)) {
-            snprintf(err, errlen,
-                     "bad fault setting '%s%s%s'; see store_fault.c: seed=N err=P throttle=P conflict=P "
-                     "refused=P ackloss=P short=P latency=MS jitter=MS fail_nth=N crash_after_puts=N "
-                     "crash=exit ops=get+put",
-                     t, eq ? "=" : "", eq ? eq + 1 : "");
+            snprintf(
+                err, errlen,
+                "bad fault setting '%s%s%s'; see store_fault.c: seed=N err=P throttle=P conflict=P "
+                "refused=P ackloss=P short=P latency=MS jitter=MS fail_nth=N crash_after_puts=N "
+                "crash=exit ops=get+put+head+delete+list+copy",
+                t, eq ? "=" : "", eq ? eq + 1 : "");
             free(copy);
             free(f);
             return NULL;

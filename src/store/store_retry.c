@@ -10,7 +10,7 @@
  * the layer below; the caller's request completes with the last outcome, its
  * message saying how many attempts were made.
  *
- * A conditional PUT or DELETE whose earlier attempt ended "transient" (a
+ * A conditional PUT, COPY or DELETE whose earlier attempt ended "transient" (a
  * timeout, a 5xx, a lost answer) may have been applied; if a retry then
  * fails its condition, the request completes with maybe_applied set, and
  * the message says so.  Callers that need to know read the object back.
@@ -82,7 +82,8 @@ static void child_done(struct store_req *c)
     int fail_fast = c->err == STORE_ETRANSIENT && c->unreachable &&
                     !__atomic_load_n(&retry_unreachable, __ATOMIC_RELAXED);
 
-    if (c->err == STORE_ETRANSIENT && (r->op == STORE_PUT || r->op == STORE_DELETE))
+    if (c->err == STORE_ETRANSIENT &&
+        (r->op == STORE_PUT || r->op == STORE_DELETE || r->op == STORE_COPY))
         r->lpriv = UNKNOWN_OUTCOME;
     if (retryable(c->err) && tries <= rs->retries && !fail_fast) {
         uint64_t window = (uint64_t)rs->base_ms << (tries < 20 ? tries : 20);

@@ -52,6 +52,7 @@ struct s3_xfer {
     uint64_t range_first; /* from Content-Range, when has_range */
     uint64_t range_total; /* the object's size from Content-Range, 0 if unknown */
     int has_range;
+    size_t meta_cap; /* of req->rmeta, filled from x-amz-meta-* headers */
     struct s3_xfer *next_free;
 };
 
@@ -109,6 +110,8 @@ static void list_query(struct s3_xfer *x, struct buf *q)
     struct buf pfx = {0};
     full_key(x->s3, x->req->key, &pfx);
     query_param(q, "list-type", "2");
+    if (x->req->delim)
+        query_param(q, "delimiter", x->req->delim);
     if (x->page.next_token)
         query_param(q, "continuation-token", x->page.next_token);
     else if (x->page.last_key)
@@ -119,7 +122,7 @@ static void list_query(struct s3_xfer *x, struct buf *q)
 
 static const char *method_of(enum store_op op)
 {
-    static const char *const m[STORE_NOPS] = {"GET", "PUT", "HEAD", "DELETE", "GET"};
+    static const char *const m[STORE_NOPS] = {"GET", "PUT", "HEAD", "DELETE", "GET", "PUT"};
     return m[op];
 }
 
@@ -129,6 +132,8 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
     size_t left = x->req->size - x->up_off, n = size * nmemb;
     if (n > left)
         n = left;
+    if (n == 0)
+        return 0; /* an empty PUT, or a COPY: no body */
     memcpy(dst, (const char *)x->req->data + x->up_off, n);
     x->up_off += n;
     return n;
@@ -163,7 +168,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
     struct s3_xfer *x = ud;
     size_t n = size * nmemb;
-    char h[1024];
+    char h[4096]; /* a metadata value may be up to 2 KiB */
     if (n >= sizeof h)
         return n;
     memcpy(h, line, n);
@@ -184,9 +189,25 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
             snprintf(o->etag, sizeof o->etag, "%.*s", (int)(len - 2), v + 1);
         else
             snprintf(o->etag, sizeof o->etag, "%s", v);
-    } else if (strcasecmp(h, "Content-Length") == 0 && x->req->op != STORE_PUT)
+    } else if (strcasecmp(h, "Content-Length") == 0 &&
+               (x->req->op == STORE_GET || x->req->op == STORE_HEAD))
         o->size = strtoull(v, NULL, 10);
-    else if (strcasecmp(h, "Content-Range") == 0) {
+    else if (strcasecmp(h, "Content-Type") == 0 &&
+             (x->req->op == STORE_GET || x->req->op == STORE_HEAD))
+        snprintf(x->req->rtype, sizeof x->req->rtype, "%s", v);
+    else if (strncasecmp(h, "x-amz-meta-", 11) == 0 && h[11] &&
+             (x->req->op == STORE_GET || x->req->op == STORE_HEAD)) {
+        struct store_req *r = x->req;
+        if (r->nrmeta == x->meta_cap) {
+            x->meta_cap = x->meta_cap ? 2 * x->meta_cap : 8;
+            r->rmeta = xrealloc(r->rmeta, x->meta_cap * sizeof *r->rmeta);
+        }
+        char *name = xstrdup(h + 11);
+        for (char *c = name; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        r->rmeta[r->nrmeta].name = name;
+        r->rmeta[r->nrmeta++].value = xstrdup(v);
+    } else if (strcasecmp(h, "Content-Range") == 0) {
         const char *slash = strrchr(v, '/');
         if (slash && slash[1] != '*')
             x->range_total = strtoull(slash + 1, NULL, 10);
@@ -209,6 +230,62 @@ static struct curl_slist *add_hdr(struct curl_slist *l, const char *name, const 
         abort();
     }
     return n;
+}
+
+/* The headers a request carries beyond the ones every request does. */
+struct extra_hdrs {
+    char *name[8 + 2 * 64];
+    char *value[8 + 2 * 64];
+    size_t n;
+};
+
+static void extra_add(struct extra_hdrs *xh, char *name, char *value)
+{
+    if (xh->n == sizeof xh->name / sizeof xh->name[0]) {
+        fprintf(stderr, "buoy: too many headers for one request (bug)\n");
+        abort();
+    }
+    xh->name[xh->n] = name;
+    xh->value[xh->n++] = value;
+}
+
+static void extra_headers_free(struct extra_hdrs *xh)
+{
+    for (size_t i = 0; i < xh->n; i++) {
+        free(xh->name[i]);
+        free(xh->value[i]);
+    }
+    xh->n = 0;
+}
+
+/* Content-Type and x-amz-meta-* for a PUT or a replacing COPY; the copy
+ * source, its directive and its condition for a COPY.  store_submit has
+ * checked the names and values (printable ASCII, no surrounding space), so
+ * they need no quoting; at most 2 KiB of metadata means few entries. */
+static void extra_headers(struct s3_store *s3, const struct store_req *r, struct extra_hdrs *xh)
+{
+    if (r->op == STORE_COPY) {
+        struct buf src = {0}, enc = {0};
+        buf_printf(&src, "%s/", s3->bucket);
+        full_key(s3, r->src_key, &src);
+        sigv4_uri_encode(&enc, src.p, src.len, 1);
+        extra_add(xh, xstrdup("x-amz-copy-source"), buf_steal(&enc, NULL));
+        buf_free(&src);
+        extra_add(xh, xstrdup("x-amz-metadata-directive"),
+                  xstrdup(r->meta_replace ? "REPLACE" : "COPY"));
+        if (r->cond == STORE_IF_MATCH)
+            extra_add(xh, xstrdup("x-amz-copy-source-if-match"), xasprintf("\"%s\"", r->if_etag));
+    }
+    if (r->op == STORE_PUT || (r->op == STORE_COPY && r->meta_replace)) {
+        extra_add(xh, xstrdup("content-type"),
+                  xstrdup(r->content_type ? r->content_type : "binary/octet-stream"));
+        for (size_t i = 0; i < r->nmeta && i < 64; i++) {
+            char *name = xasprintf("x-amz-meta-%s", r->meta[i].name);
+            for (char *c = name; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+            extra_add(xh, name, xstrdup(r->meta[i].value));
+        }
+    }
 }
 
 /* Signs and configures x->easy for x->req.  -1 with the request failed. */
@@ -258,18 +335,25 @@ static int prepare(struct s3_xfer *x)
     else
         sha256_hex(r->data, r->size, payload_hash);
 
-    struct sigv4_header sh[4] = {
-        {"host", host.p},
-        {"x-amz-content-sha256", payload_hash},
-        {"x-amz-date", amz_date},
-        {"x-amz-security-token", cr->token},
-    };
+    /* Every header we send but Authorization, Range, the conditions and
+     * Expect is signed: S3 requires the x-amz-* ones to be. */
+    struct extra_hdrs xh = {0};
+    extra_headers(s3, r, &xh);
+    size_t nsh = 0;
+    struct sigv4_header *sh = xcalloc(4 + xh.n, sizeof *sh);
+    sh[nsh++] = (struct sigv4_header){"host", host.p};
+    sh[nsh++] = (struct sigv4_header){"x-amz-content-sha256", payload_hash};
+    sh[nsh++] = (struct sigv4_header){"x-amz-date", amz_date};
+    if (cr->token)
+        sh[nsh++] = (struct sigv4_header){"x-amz-security-token", cr->token};
+    for (size_t i = 0; i < xh.n; i++)
+        sh[nsh++] = (struct sigv4_header){xh.name[i], xh.value[i]};
     struct sigv4_request sreq = {
         .method = method_of(r->op),
         .path = path.p,
         .query = query.p,
         .headers = sh,
-        .nheaders = cr->token ? 4 : 3,
+        .nheaders = nsh,
         .payload_hash = payload_hash,
         .normalize_path = 0,
     };
@@ -290,9 +374,13 @@ static int prepare(struct s3_xfer *x)
         h = add_hdr(h, "x-amz-security-token", cr->token);
     h = add_hdr(h, "Authorization", auth.p);
     h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; i < xh.n; i++)
+        h = add_hdr(h, xh.name[i], xh.value[i]);
+    free(sh);
+    extra_headers_free(&xh);
     if (r->cond == STORE_IF_NONE_MATCH)
         h = add_hdr(h, "If-None-Match", "*");
-    else if (r->cond == STORE_IF_MATCH) {
+    else if (r->cond == STORE_IF_MATCH && r->op != STORE_COPY) {
         char q[STORE_ETAG_MAX + 2];
         snprintf(q, sizeof q, "\"%s\"", r->if_etag);
         h = add_hdr(h, "If-Match", q);
@@ -305,12 +393,12 @@ static int prepare(struct s3_xfer *x)
             snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)r->off);
         h = add_hdr(h, "Range", range);
     }
-    if (r->op == STORE_PUT)
-        h = add_hdr(h, "Content-Type", "application/octet-stream");
     x->hdrs = h;
 
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, url.p);
+    /* S3 keys are not paths: "./z" and "x/../y" go to the server as they are */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -326,6 +414,7 @@ static int prepare(struct s3_xfer *x)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     switch (r->op) {
     case STORE_PUT:
+    case STORE_COPY: /* a PUT without a body */
         x->up_off = 0;
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
@@ -380,6 +469,8 @@ static void xfer_put(struct s3_store *s3, struct s3_xfer *x)
     buf_free(&x->resp);
     s3_list_page_clear(&x->page);
     store_list_free(x->page.v, x->page.n);
+    store_prefixes_free(x->page.pfx, x->page.npfx);
+    x->meta_cap = 0;
     memset(&x->page, 0, sizeof x->page);
     x->req = NULL;
     x->curl_err[0] = '\0';
@@ -494,7 +585,31 @@ static int list_page_done(struct s3_store *s3, struct s3_xfer *x)
     r->nlist = x->page.n;
     x->page.v = NULL;
     x->page.n = x->page.cap = 0;
+    /* sorted already by S3; a start-after restart may repeat one */
+    r->nprefixes = store_prefixes_sort(x->page.pfx, x->page.npfx);
+    r->prefixes = x->page.pfx;
+    if (!r->nprefixes) {
+        free(r->prefixes);
+        r->prefixes = NULL;
+    }
+    x->page.pfx = NULL;
+    x->page.npfx = x->page.pfxcap = 0;
     return 0;
+}
+
+/* CopyObject answered 2xx: its body is a CopyObjectResult, or an <Error>
+ * that S3 sends with 200 when a copy fails after it began (which AWS says to
+ * treat as a 5xx: retry). */
+static void copy_done(struct s3_store *s3, struct store_req *r, const struct buf *body)
+{
+    char code[128], msg[256];
+    int rc = s3_parse_copy(body->p, body->len, r->obj.etag, sizeof r->obj.etag, code, sizeof code,
+                           msg, sizeof msg);
+    if (rc == 1)
+        store_fail(&s3->base, r, STORE_ETRANSIENT, "HTTP 200 with an error: %s%s%s", code,
+                   msg[0] ? ": " : "", msg);
+    else if (rc < 0)
+        store_fail(&s3->base, r, STORE_ETRANSIENT, "malformed CopyObject answer (no ETag)");
 }
 
 /* A server may send more than the range asked for: the whole object with
@@ -567,19 +682,38 @@ static void finish(struct s3_store *s3, CURL *e, CURLcode cc)
             memset(&x->resp, 0, sizeof x->resp);
         } else if (r->op == STORE_LIST && list_page_done(s3, x))
             return; /* the next page is on its way */
+        else if (r->op == STORE_COPY)
+            copy_done(s3, r, &x->resp);
+        if (r->op == STORE_GET || r->op == STORE_HEAD)
+            store_meta_sort(r->rmeta, r->nrmeta);
     } else {
         char code[128], msg[256];
         s3_parse_error(x->resp.p, x->resp.len, code, sizeof code, msg, sizeof msg);
         if (!code[0] && status == 404)
             snprintf(code, sizeof code, "NoSuchKey");
         enum store_err se = s3_classify(status, code);
-        if (status == 404 && se == STORE_ENOTFOUND)
+        if (status == 404 && se == STORE_ENOTFOUND && r->op == STORE_COPY)
+            store_fail(&s3->base, r, se, "no such source object (%s)", code);
+        else if (status == 404 && se == STORE_ENOTFOUND)
             store_fail(&s3->base, r, se, "no such object");
+        else if (status == 412 && r->op == STORE_COPY)
+            store_fail(&s3->base, r, se, "the source's ETag is not %s (x-amz-copy-source-if-match)",
+                       r->if_etag);
+        else if (status == 412 && r->cond == STORE_IF_MATCH)
+            store_fail(&s3->base, r, se, "If-Match %s: the object's ETag differs", r->if_etag);
+        else if (status == 412 && r->cond == STORE_IF_NONE_MATCH)
+            store_fail(&s3->base, r, se, "If-None-Match: the object exists");
         else if (strcmp(code, "NoSuchBucket") == 0)
             store_fail(&s3->base, r, se, "bucket '%s' does not exist%s", s3->bucket, hint(se, code));
         else
             store_fail(&s3->base, r, se, "HTTP %ld %s%s%s%s", status, code[0] ? code : "",
                        msg[0] ? ": " : "", msg, hint(se, code));
+    }
+    if (r->err) { /* an error answer's headers are not the object's */
+        store_meta_free(r->rmeta, r->nrmeta);
+        r->rmeta = NULL;
+        r->nrmeta = 0;
+        r->rtype[0] = '\0';
     }
     xfer_put(s3, x);
     store_complete(&s3->base, r);

@@ -1,6 +1,7 @@
 /* test_store.c - unit tests of the store layer that need no server: URL
  * parsing, key rules, the dir backend (including conditional writes raced
- * by several processes), the retry layer and the fault layer. */
+ * by several processes; metadata, LIST order, keys it cannot keep), the
+ * checks of store_submit, the retry layer and the fault layer. */
 #include "store/s3_xml.h"
 #include "store/store.h"
 #include "tap.h"
@@ -9,6 +10,9 @@
 #include "util/mem.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/xattr.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -133,6 +137,264 @@ static void test_dir_basics(void)
     store_list_free(list, n);
     buf_free(&b);
     store_close(s);
+}
+
+static struct store *open_any(const char *sub)
+{
+    char url[256], err[512];
+    struct store_opts o = {.retries = 0, .any_keys = 1};
+    snprintf(url, sizeof url, "%s/%s", tmpdir, sub);
+    struct store *s = store_open(url, &o, err, sizeof err);
+    if (!s)
+        bail_out(err);
+    return s;
+}
+
+/* HEAD key into r's rmeta as "name=value,...;type" */
+static const char *head_meta(struct store *s, const char *key, char *out, size_t n)
+{
+    struct store_req r = {.op = STORE_HEAD, .key = key};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    size_t at = (size_t)snprintf(out, n, "%s", r.err ? store_strerror(r.err) : "");
+    for (size_t i = 0; i < r.nrmeta && at < n; i++)
+        at += (size_t)snprintf(out + at, n - at, "%s%s=%s", i ? "," : "", r.rmeta[i].name,
+                               r.rmeta[i].value);
+    if (at < n)
+        snprintf(out + at, n - at, ";%s", r.rtype);
+    store_req_free(&r);
+    return out;
+}
+
+static enum store_err submit_wait(struct store *s, struct store_req *r)
+{
+    store_submit(s, r);
+    store_wait(s, r);
+    snprintf(errmsg, sizeof errmsg, "%s", r->errmsg);
+    enum store_err e = r->err;
+    store_req_free(r);
+    return e;
+}
+
+static int temp_files(const char *sub)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s/%s/.buoy-tmp", tmpdir, sub);
+    DIR *d = opendir(tmp);
+    int n = 0;
+    for (struct dirent *de; d && (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Metadata is kept in the object's own inode, and goes with it. */
+static void test_dir_meta(void)
+{
+    struct store *s = open_any("meta");
+    char got[512], path[300], x[256];
+    static const struct store_meta m[] = {{"Owner", "u1"}, {"mode", "33188"}};
+    struct store_req r = {.op = STORE_PUT,
+                          .key = "m/obj",
+                          .data = "old",
+                          .size = 3,
+                          .meta = m,
+                          .nmeta = 2,
+                          .content_type = "text/x"};
+    is_int(submit_wait(s, &r), STORE_OK, "put with metadata: %s", errmsg);
+    store_close(s);
+    s = open_any("meta");
+    is_str(head_meta(s, "m/obj", got, sizeof got), "mode=33188,owner=u1;text/x",
+           "metadata survives closing and opening the store");
+    snprintf(path, sizeof path, "%s/meta/m/obj", tmpdir);
+    ssize_t n = getxattr(path, "user.buoy.meta", x, sizeof x - 1);
+    x[n > 0 ? n : 0] = '\0';
+    ok(n > 0 && strstr(x, "owner:u1\n"), "it is the xattr of the object's file");
+
+    r = (struct store_req){.op = STORE_PUT, .key = "m/obj", .data = "new", .size = 3};
+    is_int(submit_wait(s, &r), STORE_OK, "put over it without metadata");
+    is_str(head_meta(s, "m/obj", got, sizeof got), ";binary/octet-stream",
+           "the new bytes come with no metadata, not the old");
+    ok(getxattr(path, "user.buoy.meta", x, sizeof x) < 0 && errno == ENODATA,
+       "an object without metadata has no xattr (a store without xattrs holds volumes)");
+
+    char e1[STORE_ETAG_MAX], e2[STORE_ETAG_MAX];
+    struct store_obj info;
+    store_head(s, "m/obj", &info, errmsg, sizeof errmsg);
+    snprintf(e1, sizeof e1, "%s", info.etag);
+    r = (struct store_req){.op = STORE_COPY,
+                           .key = "m/obj",
+                           .src_key = "m/obj",
+                           .meta_replace = 1,
+                           .meta = m,
+                           .nmeta = 1};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    is_int(r.err, STORE_OK, "a metadata-only copy onto itself: %s", r.errmsg);
+    snprintf(e2, sizeof e2, "%s", r.obj.etag);
+    store_req_free(&r);
+    ok(strcmp(e1, e2) != 0, "gives a new ETag (the dir store's ETags are the file's)");
+    is_str(head_meta(s, "m/obj", got, sizeof got), "owner=u1;binary/octet-stream",
+           "and the new metadata");
+    struct buf b = {0};
+    ok(store_get(s, "m/obj", 0, 0, &b, NULL, errmsg, sizeof errmsg) == STORE_OK && b.len == 3 &&
+           memcmp(b.p, "new", 3) == 0,
+       "with the same bytes");
+    buf_free(&b);
+
+    /* a crash's leftover temp file, with metadata, is never listed */
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s/meta/.buoy-tmp/00000000deadbeef", tmpdir);
+    FILE *f = fopen(tmp, "w");
+    ok(f && fputs("torn", f) >= 0 && fclose(f) == 0, "a torn temp file is there");
+    setxattr(tmp, "user.buoy.meta", "buoy-meta-1\n\n", 13, 0);
+    struct store_obj *list;
+    size_t nl;
+    is_int(store_list(s, "", &list, &nl, errmsg, sizeof errmsg), STORE_OK, "list all");
+    ok(nl == 1 && strcmp(list[0].key, "m/obj") == 0, "only the object is listed (%zu entries)", nl);
+    store_list_free(list, nl);
+    r = (struct store_req){.op = STORE_LIST, .key = "", .delim = "/"};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    ok(r.err == STORE_OK && r.nlist == 0 && r.nprefixes == 1 && strcmp(r.prefixes[0], "m/") == 0,
+       "a delimited list shows m/ and no .buoy-tmp/ (%zu objects, %zu prefixes)", r.nlist,
+       r.nprefixes);
+    store_req_free(&r);
+    unlink(tmp);
+    is_int(temp_files("meta"), 0, "puts and copies leave no temp files");
+    store_close(s);
+}
+
+/* LIST answers in S3's order, the byte order of whole keys. */
+static void test_dir_order(void)
+{
+    struct store *s = open_any("order");
+    static const char *const keys[] = {"a0", "a/b", "a/", "a.b", "a-b", "a/b/", "a/b/c"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        store_put(s, keys[i], "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+    struct store_obj *list;
+    size_t n;
+    struct buf got = {0};
+    is_int(store_list(s, "", &list, &n, errmsg, sizeof errmsg), STORE_OK, "list");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&got, "%s%s", i ? " " : "", list[i].key);
+    /* "a/b" and "a/b/" cannot both be kept: the second PUT failed */
+    is_str(got.p, "a-b a.b a/ a/b a0", "'-' < '.' < '/' < '0' as in S3");
+    store_list_free(list, n);
+    buf_free(&got);
+    struct store_req r = {.op = STORE_LIST, .key = "a", .delim = "/"};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    ok(r.err == STORE_OK && r.nlist == 3 && strcmp(r.list[0].key, "a-b") == 0 &&
+           strcmp(r.list[1].key, "a.b") == 0 && strcmp(r.list[2].key, "a0") == 0 &&
+           r.nprefixes == 1 && strcmp(r.prefixes[0], "a/") == 0,
+       "delimited list of prefix a: a-b a.b a0 and a/ (%zu, %zu)", r.nlist, r.nprefixes);
+    store_req_free(&r);
+    r = (struct store_req){.op = STORE_LIST, .key = "a/", .delim = "/"};
+    store_submit(s, &r);
+    store_wait(s, &r);
+    ok(r.err == STORE_OK && r.nlist == 2 && strcmp(r.list[0].key, "a/") == 0 &&
+           strcmp(r.list[1].key, "a/b") == 0 && r.nprefixes == 0,
+       "delimited list of a/: the marker a/ itself, then a/b (%zu, %zu)", r.nlist, r.nprefixes);
+    store_req_free(&r);
+    store_close(s);
+}
+
+/* Keys a directory cannot hold fail EFATAL with the reason. */
+static void test_dir_unmappable(void)
+{
+    struct store *s = open_any("unmap");
+    static const char *const bad[] = {"x//y", "./z", "a/../b", ".buoy-x/y", "/lead", "q/."};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enum store_err e =
+            store_put(s, bad[i], "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg);
+        ok(e == STORE_EFATAL && strstr(errmsg, bad[i]) &&
+               strstr(errmsg, "cannot be kept in a directory store"),
+           "put %s: %s", bad[i], errmsg);
+    }
+    is_int(store_put(s, "f", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "put f");
+    is_int(store_put(s, "f/g", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_EFATAL, "put f/g under the object f");
+    ok(strstr(errmsg, "an object has the name of one of its directories") != NULL, "%s", errmsg);
+    is_int(store_put(s, "d/e", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_OK, "put d/e");
+    is_int(store_put(s, "d", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_EFATAL, "put d beside d/e");
+    ok(strstr(errmsg, "other keys are stored under it") != NULL, "%s", errmsg);
+    is_int(store_put(s, "d", "x", 1, STORE_IF_NONE_MATCH, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_EFATAL, "also with If-None-Match (not 'the object exists'): %s", errmsg);
+    struct store_req r = {.op = STORE_COPY, .key = "d", .src_key = "f"};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "copy onto d: %s", errmsg);
+    is_int(store_delete(s, "d", STORE_COND_NONE, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "deleting d, which is no object, is fine as in S3");
+    is_int(store_head(s, "d", NULL, errmsg, sizeof errmsg), STORE_ENOTFOUND, "d is not found");
+    struct store_obj *list;
+    size_t n;
+    is_int(store_list(s, "x//", &list, &n, errmsg, sizeof errmsg), STORE_OK,
+           "a list of an unmappable prefix works");
+    is_int(n, 0, "and is empty");
+    store_list_free(list, n);
+    is_int(temp_files("unmap"), 0, "failed puts leave no temp files");
+    store_close(s);
+
+    /* the strict rule of volumes: no marker keys at all */
+    s = open_dir("unmap", NULL, 0);
+    is_int(store_put(s, "m/", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg),
+           STORE_EFATAL, "a store without any_keys refuses m/");
+    ok(strstr(errmsg, "empty path segment") != NULL, "with the key rule: %s", errmsg);
+    store_close(s);
+}
+
+/* What store_submit refuses, and the crypt layer's refusal. */
+static void test_meta_rules(void)
+{
+    struct store *s = open_dir("rules", NULL, 0);
+    static const struct store_meta m[] = {{"a", "1"}};
+    static const struct store_meta twice[] = {{"a", "1"}, {"A", "2"}};
+    static const struct store_meta space[] = {{"a", " 1"}};
+    struct store_req r = {.op = STORE_GET, .key = "k", .meta = m, .nmeta = 1};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "metadata on a GET: %s", errmsg);
+    r = (struct store_req){
+        .op = STORE_PUT, .key = "k", .data = "x", .size = 1, .meta = twice, .nmeta = 2};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "a name given twice: %s", errmsg);
+    r = (struct store_req){
+        .op = STORE_PUT, .key = "k", .data = "x", .size = 1, .meta = space, .nmeta = 1};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "a value S3 would trim: %s", errmsg);
+    r = (struct store_req){
+        .op = STORE_PUT, .key = "k", .data = "x", .size = 1, .content_type = "a\tb"};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "a Content-Type with a tab: %s", errmsg);
+    r = (struct store_req){.op = STORE_COPY, .key = "k"};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "a COPY without a source: %s", errmsg);
+    r = (struct store_req){
+        .op = STORE_COPY, .key = "k", .src_key = "j", .cond = STORE_IF_NONE_MATCH};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "If-None-Match on a COPY: %s", errmsg);
+    r = (struct store_req){.op = STORE_LIST, .key = "", .delim = ","};
+    is_int(submit_wait(s, &r), STORE_EFATAL, "a delimiter other than /: %s", errmsg);
+    is_int(store_put(s, "k", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "put k");
+    r = (struct store_req){
+        .op = STORE_COPY, .key = "j", .src_key = "k", .cond = STORE_IF_MATCH, .if_etag = "nope"};
+    is_int(submit_wait(s, &r), STORE_EPRECOND, "COPY from k If-Match another ETag");
+    ok(strstr(errmsg, "COPY from k") && strstr(errmsg, "nope"), "names both: %s", errmsg);
+    r = (struct store_req){.op = STORE_GET, .key = "k", .cond = STORE_IF_MATCH, .if_etag = "no"};
+    is_int(submit_wait(s, &r), STORE_EPRECOND, "GET If-Match another ETag: %s", errmsg);
+
+    uint8_t key[32] = {1}, uuid[16] = {2};
+    char err[512];
+    struct store *c = store_crypt_open_threads(s, key, uuid, 0, err, sizeof err);
+    if (!c)
+        bail_out(err);
+    r = (struct store_req){
+        .op = STORE_PUT, .key = "e", .data = "x", .size = 1, .meta = m, .nmeta = 1};
+    is_int(submit_wait(c, &r), STORE_EFATAL, "crypt refuses metadata");
+    ok(strstr(errmsg, "encrypted store keeps no metadata") != NULL, "%s", errmsg);
+    r = (struct store_req){.op = STORE_COPY, .key = "e2", .src_key = "k"};
+    is_int(submit_wait(c, &r), STORE_EFATAL, "crypt refuses COPY: %s", errmsg);
+    is_int(store_put(c, "e", "x", 1, STORE_COND_NONE, NULL, NULL, errmsg, sizeof errmsg), STORE_OK,
+           "a plain put through crypt still works");
+    store_close(c);
 }
 
 /* N processes race to create one key with If-None-Match: exactly one wins. */
@@ -751,6 +1013,37 @@ static void test_xml(void)
            "an error body parses");
     is_str(code, "SignatureDoesNotMatch", "its code is read");
     ok(strncmp(msg, "The request signature", 21) == 0, "its message is read");
+
+    const char *cp = "<ListBucketResult><Prefix>vol/d/</Prefix><IsTruncated>false</IsTruncated>"
+                     "<Contents><Key>vol/d/</Key><Size>0</Size></Contents>"
+                     "<CommonPrefixes><Prefix>vol/d/b/</Prefix></CommonPrefixes>"
+                     "<CommonPrefixes><Prefix>vol/d/c/</Prefix></CommonPrefixes>"
+                     "</ListBucketResult>";
+    struct s3_list_page pp = {0};
+    is_int(s3_parse_list(cp, strlen(cp), 4, &pp), 0, "a page with CommonPrefixes parses");
+    ok(pp.n == 1 && strcmp(pp.v[0].key, "d/") == 0, "the marker d/ is an entry");
+    ok(pp.npfx == 2 && strcmp(pp.pfx[0], "d/b/") == 0 && strcmp(pp.pfx[1], "d/c/") == 0,
+       "the common prefixes are read, the store prefix stripped, the request's Prefix not "
+       "taken for one (%zu)",
+       pp.npfx);
+    store_list_free(pp.v, pp.n);
+    store_prefixes_free(pp.pfx, pp.npfx);
+    s3_list_page_clear(&pp);
+
+    char etag[STORE_ETAG_MAX];
+    const char *cr = "<CopyObjectResult><LastModified>2026-11-21T05:00:00.000Z</LastModified>"
+                     "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag></CopyObjectResult>";
+    is_int(s3_parse_copy(cr, strlen(cr), etag, sizeof etag, code, sizeof code, msg, sizeof msg), 0,
+           "a CopyObjectResult parses");
+    is_str(etag, "9b2cf535f27731c974343645a3985328", "its ETag is read without quotes");
+    const char *ce = "<Error><Code>InternalError</Code><Message>We encountered an internal "
+                     "error</Message></Error>";
+    is_int(s3_parse_copy(ce, strlen(ce), etag, sizeof etag, code, sizeof code, msg, sizeof msg), 1,
+           "a 200 answer with an Error body is told apart");
+    is_str(code, "InternalError", "with its code");
+    is_int(s3_parse_copy("<CopyObjectResult/>", 19, etag, sizeof etag, code, sizeof code, msg,
+                         sizeof msg),
+           -1, "a CopyObjectResult without an ETag is refused");
 }
 
 int main(void)
@@ -765,6 +1058,10 @@ int main(void)
     test_urls();
     test_dir_basics();
     test_dir_missing_root();
+    test_dir_meta();
+    test_dir_order();
+    test_dir_unmappable();
+    test_meta_rules();
     test_dir_create_race();
     test_dir_cas_counter();
     test_dir_threads();
